@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// Bundles src/main.ts into one CommonJS file, dist/pgtwin-migrate.cjs, with
+// the version stamped in. Heavy modules (pg, yargs) stay behind lazy
+// initialisers so `meta-data` never evaluates them.
+import { build } from 'esbuild';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+let commit = 'unknown';
+try {
+  commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+  if (dirty) commit += '-dirty';
+} catch {
+  // not a git checkout: keep "unknown"
+}
+const stamp = `${pkg.version} (commit ${commit}, built ${new Date().toISOString().slice(0, 10)})`;
+
+mkdirSync('dist', { recursive: true });
+await build({
+  entryPoints: ['src/main.ts'],
+  outfile: 'dist/pgtwin-migrate.cjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  // pg's optional native binding is never used.
+  external: ['pg-native'],
+  define: {
+    __PGTWIN_BUILD__: JSON.stringify(stamp),
+    // yargs 18 is ESM-only and reads import.meta.url; give the bundle one.
+    'import.meta.url': '__pgtwin_import_meta_url',
+  },
+  banner: { js: 'const __pgtwin_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  logLevel: 'warning',
+});
+console.log(`dist/pgtwin-migrate.cjs: ${stamp}`);
