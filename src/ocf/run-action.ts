@@ -1,0 +1,80 @@
+/**
+ * Runs one OCF action the way resource-agents' shell agents do: read the
+ * environment, set up logging, check the parameters, run the action, turn
+ * any failure into an exit reason and an OCF code.
+ */
+import { readOcfEnv, isProbe, type OcfEnv } from './env';
+import { Logger, setLogger } from './log';
+import { OCF, OcfError, ocfCodeName } from './exit-codes';
+import { writeExitReason } from './exit-reason';
+import { actionDeadline, type Deadline } from './deadline';
+import { armDeadline, finish, setStep } from './watchdog';
+import { loadConfig, parseBoolean, type Config } from './config';
+import { ProgramMissingError } from './exec';
+import { redact } from './redact';
+
+export interface ActionContext {
+  readonly action: string;
+  readonly cfg: Config;
+  readonly env: OcfEnv;
+  readonly deadline: Deadline;
+  readonly log: Logger;
+  readonly probe: boolean;
+}
+
+export type ActionHandler = (ctx: ActionContext) => Promise<number>;
+
+async function handlerFor(action: string): Promise<ActionHandler | undefined> {
+  switch (action) {
+    case 'validate-all':
+      return (await import('../migration/actions/validate')).validateAll;
+    default:
+      return undefined;
+  }
+}
+
+/** Turns anything thrown into an OCF code, with the exit reason written. */
+export function reportFailure(err: unknown, log: Logger, action: string): number {
+  if (err instanceof OcfError) {
+    log.err(`${action}: ${err.message}`);
+    writeExitReason(err.message);
+    return err.code;
+  }
+  if (err instanceof ProgramMissingError) {
+    const reason = `${err.program} not found; install it (package pacemaker-cli-utils) or fix PATH`;
+    log.err(`${action}: ${reason}`);
+    writeExitReason(reason);
+    return OCF.ERR_INSTALLED;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  log.err(`${action}: unexpected error: ${redact(err instanceof Error && err.stack ? err.stack : message)}`);
+  writeExitReason(`${action} failed: ${message}`);
+  return OCF.ERR_GENERIC;
+}
+
+export async function runAction(action: string, procEnv: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const env = readOcfEnv(procEnv);
+  const log = new Logger(env);
+  setLogger(log);
+  if (parseBoolean(procEnv.OCF_RESKEY_cutover_debug ?? '') === true) log.enableDebug();
+  const deadline = actionDeadline(action, env.timeoutMs);
+  armDeadline(action, deadline);
+  let code: number;
+  try {
+    const handler = await handlerFor(action);
+    if (!handler) {
+      writeExitReason(`action ${action} is not implemented`);
+      code = OCF.ERR_UNIMPLEMENTED;
+    } else {
+      setStep('reading parameters');
+      const cfg = loadConfig(procEnv);
+      code = await handler({ action, cfg, env, deadline, log, probe: isProbe(action, env) });
+    }
+  } catch (err) {
+    code = reportFailure(err, log, action);
+  }
+  log.debug(`${action} -> ${ocfCodeName(code)} in ${deadline.totalMs - deadline.remainingMs()} ms`);
+  await log.flush();
+  finish(code);
+  return code;
+}
