@@ -1,0 +1,156 @@
+/**
+ * Instance and meta attributes of Pacemaker resources, read from the CIB and
+ * changed either one at a time (crm_resource) or several at once in a single
+ * CIB update (the VIP swap), addressed by the ids the CIB already has so a
+ * change can never add a second, shadowing nvpair.
+ */
+import { run, firstLine } from '../ocf/exec';
+import { OCF, OcfError } from '../ocf/exit-codes';
+import { parseXml, findFirst, type XmlElement } from './xml';
+import { xmlEscape } from '../ocf/xml-escape';
+
+export interface AttributeRef {
+  readonly resource: string;
+  readonly name: string;
+  readonly value: string;
+  /** The element path from <resources> down to the nvpair: [tag, id] pairs. */
+  readonly path: ReadonlyArray<readonly [string, string]>;
+}
+
+export async function readResourcesSection(timeoutMs: number): Promise<XmlElement> {
+  const r = await run('cibadmin', ['--query', '--scope', 'resources'], { timeoutMs });
+  if (r.code !== 0) {
+    throw new OcfError(OCF.ERR_GENERIC, `cannot read the CIB resources (cibadmin exit ${r.code}: ${firstLine(r)}); is Pacemaker running?`);
+  }
+  return parseXml(r.stdout);
+}
+
+const PRIMITIVE_TAGS = new Set(['primitive', 'clone', 'group', 'master', 'bundle']);
+
+/** The instance (or meta) attribute `name` of resource `id`, with its CIB path. */
+export function findAttribute(
+  resources: XmlElement,
+  id: string,
+  name: string,
+  section: 'instance_attributes' | 'meta_attributes' = 'instance_attributes',
+): AttributeRef | undefined | 'no-resource' {
+  const rsc = findFirst(resources, (e) => PRIMITIVE_TAGS.has(e.tag) && e.attrs.id === id);
+  if (!rsc) return 'no-resource';
+  const sets = rsc.children.filter((c) => c.tag === section);
+  const hits = sets.flatMap((s) => s.children.filter((n) => n.tag === 'nvpair' && n.attrs.name === name));
+  const nv = hits[0];
+  if (!nv) return undefined;
+  const path: Array<[string, string]> = [];
+  for (let e: XmlElement | undefined = nv; e && e.tag !== 'resources'; e = e.parent) {
+    path.unshift([e.tag, e.attrs.id ?? '']);
+  }
+  return { resource: id, name, value: nv.attrs.value ?? '', path };
+}
+
+export function requireAttribute(resources: XmlElement, id: string, name: string): AttributeRef {
+  const ref = findAttribute(resources, id, name);
+  if (ref === 'no-resource') throw new OcfError(OCF.ERR_CONFIGURED, `resource ${id} is not in the CIB; check the resource name parameters`);
+  if (!ref) throw new OcfError(OCF.ERR_CONFIGURED, `resource ${id} has no instance attribute ${name}; set vip_parameter to the attribute that holds its address`);
+  return ref;
+}
+
+interface FragmentNode {
+  tag: string;
+  id: string;
+  attrs: string;
+  children: Map<string, FragmentNode>;
+}
+
+/**
+ * One <configuration> fragment that sets every given attribute through its
+ * existing path, plus extra constraint elements (already serialised).
+ */
+export function buildModifyFragment(
+  changes: ReadonlyArray<{ ref: AttributeRef; value: string }>,
+  constraintsXml: readonly string[] = [],
+): string {
+  const root: FragmentNode = { tag: 'resources', id: '', attrs: '', children: new Map() };
+  for (const { ref, value } of changes) {
+    let node = root;
+    ref.path.forEach(([tag, id], i) => {
+      const last = i === ref.path.length - 1;
+      const key = `${tag}#${id}`;
+      let child = node.children.get(key);
+      if (!child) {
+        child = { tag, id, attrs: '', children: new Map() };
+        node.children.set(key, child);
+      }
+      if (last) child.attrs = ` name="${xmlEscape(ref.name)}" value="${xmlEscape(value)}"`;
+      node = child;
+    });
+  }
+  const render = (n: FragmentNode): string =>
+    `<${n.tag} id="${xmlEscape(n.id)}"${n.attrs}>${[...n.children.values()].map(render).join('')}</${n.tag}>`;
+  const resources = `<resources>${[...root.children.values()].map(render).join('')}</resources>`;
+  const constraints = constraintsXml.length > 0 ? `<constraints>${constraintsXml.join('')}</constraints>` : '';
+  return `<configuration>${resources}${constraints}</configuration>`;
+}
+
+/** Applies a fragment built by buildModifyFragment as ONE CIB update. */
+export async function modifyConfiguration(fragment: string, timeoutMs: number): Promise<void> {
+  const r = await run('cibadmin', ['--modify', '--allow-create', '--scope', 'configuration', '--xml-text', fragment], { timeoutMs });
+  if (r.code !== 0) {
+    throw new OcfError(OCF.ERR_GENERIC, `CIB update failed (cibadmin exit ${r.code}: ${firstLine(r)}); nothing was changed`);
+  }
+}
+
+/** Sets one meta attribute (e.g. target-role) of a resource. */
+export async function setMetaAttribute(resource: string, name: string, value: string, timeoutMs: number): Promise<void> {
+  const r = await run('crm_resource', ['--resource', resource, '--meta', '--set-parameter', name, '--parameter-value', value], { timeoutMs });
+  if (r.code !== 0) {
+    throw new OcfError(OCF.ERR_GENERIC, `cannot set ${name}=${value} on ${resource} (crm_resource exit ${r.code}: ${firstLine(r)})`);
+  }
+}
+
+/** Sets one instance attribute of a resource (e.g. cutover_ready of the migration). */
+export async function setInstanceAttribute(resource: string, name: string, value: string, timeoutMs: number): Promise<void> {
+  const r = await run('crm_resource', ['--resource', resource, '--set-parameter', name, '--parameter-value', value], { timeoutMs });
+  if (r.code !== 0) {
+    throw new OcfError(OCF.ERR_GENERIC, `cannot set ${name}=${value} on ${resource} (crm_resource exit ${r.code}: ${firstLine(r)})`);
+  }
+}
+
+export interface AttributeChange {
+  readonly resource: string;
+  readonly name: string;
+  readonly value: string;
+  /** The value the attribute must have now; the update is refused otherwise. */
+  readonly expect?: string;
+}
+
+/**
+ * Changes instance attributes of several resources in ONE CIB update (one
+ * epoch): no reader of the CIB can see some changed and others not. Every
+ * attribute is addressed by its existing nvpair id; current values are
+ * checked first and the result is read back.
+ */
+export async function setAttributesAtomically(
+  changes: readonly AttributeChange[],
+  constraintsXml: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  const before = await readResourcesSection(timeoutMs);
+  const refs = changes.map((c) => {
+    const ref = requireAttribute(before, c.resource, c.name);
+    if (c.expect !== undefined && ref.value !== c.expect) {
+      throw new OcfError(
+        OCF.ERR_GENERIC,
+        `${c.resource} ${c.name} is ${ref.value}, expected ${c.expect}; the CIB changed underneath, nothing was updated`,
+      );
+    }
+    return { ref, value: c.value };
+  });
+  await modifyConfiguration(buildModifyFragment(refs, constraintsXml), timeoutMs);
+  const after = await readResourcesSection(timeoutMs);
+  for (const c of changes) {
+    const now = requireAttribute(after, c.resource, c.name).value;
+    if (now !== c.value) {
+      throw new OcfError(OCF.ERR_GENERIC, `${c.resource} ${c.name} reads ${now} after the update, not ${c.value}; check the CIB`);
+    }
+  }
+}
