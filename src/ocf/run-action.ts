@@ -28,6 +28,14 @@ async function handlerFor(action: string): Promise<ActionHandler | undefined> {
   switch (action) {
     case 'validate-all':
       return (await import('../migration/actions/validate')).validateAll;
+    case 'start':
+      return (await import('../migration/actions/start')).start;
+    case 'stop':
+      return (await import('../migration/actions/stop')).stop;
+    case 'monitor':
+      return (await import('../migration/actions/monitor')).monitor;
+    case 'reload-agent':
+      return (await import('../migration/actions/reload')).reloadAgent;
     default:
       return undefined;
   }

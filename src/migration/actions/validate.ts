@@ -5,6 +5,9 @@
 import type { ActionContext } from '../../ocf/run-action';
 import { OCF, OcfError } from '../../ocf/exit-codes';
 import { missingTools } from '../../ocf/tools';
+import { setStep } from '../../ocf/watchdog';
+import { resolvePlan } from '../plan';
+import { preflight, formatFinding } from '../preflight';
 
 export function checkTools(): void {
   const missing = missingTools();
@@ -15,9 +18,19 @@ export function checkTools(): void {
 
 export async function validateAll(ctx: ActionContext): Promise<number> {
   checkTools();
-  ctx.log.debug(`parameters valid: ${ctx.cfg.databaseList.length} database(s): ${ctx.cfg.databaseList.join(', ')}`);
   if (ctx.cfg.usesLegacyPgdatabase) {
     ctx.log.warn(`databases is empty; migrating the legacy pgdatabase=${ctx.cfg.pgdatabase}. pgdatabase is deprecated: set databases instead`);
   }
-  return OCF.SUCCESS;
+  if (ctx.env.checkLevel < 10) return OCF.SUCCESS;
+  setStep('pre-flight checks');
+  const plan = await resolvePlan(ctx);
+  const { findings } = await preflight(plan);
+  for (const f of findings) (f.level === 'error' ? ctx.log.err : ctx.log.warn).call(ctx.log, formatFinding(f));
+  const errors = findings.filter((f) => f.level === 'error');
+  if (errors.length === 0) {
+    ctx.log.info(`pre-flight: ${plan.cfg.databaseList.length} database(s) ready${findings.length > 0 ? ` (${findings.length} warning(s))` : ''}`);
+    return OCF.SUCCESS;
+  }
+  const more = errors.length > 1 ? ` (+${errors.length - 1} more)` : '';
+  throw new OcfError(errors.every((e) => e.unreachable) ? OCF.ERR_GENERIC : OCF.ERR_CONFIGURED, `${formatFinding(errors[0]!)}${more}`);
 }

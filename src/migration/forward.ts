@@ -1,0 +1,226 @@
+/**
+ * Forward replication of one database: adopt what exists, create what is
+ * missing, never copy a database again whose subscription exists. A
+ * database set up anew is set up completely or not at all: every object
+ * created in this attempt is removed again when a later step fails.
+ */
+import type pg from 'pg';
+import type { Plan } from './plan';
+import { connectOptions } from './plan';
+import type { DatabaseObjects } from './names';
+import type { DatabaseFacts } from './preflight';
+import { connect, describe, subscriptionConninfo } from '../pg/connection';
+import { createPublication, dropPublication, publicationExists } from '../pg/publication';
+import {
+  createSubscription,
+  dropSubscription,
+  readSubscription,
+  setSubscriptionConnection,
+  setSubscriptionEnabled,
+} from '../pg/subscription';
+import { slotExists, readSlot } from '../pg/slots';
+import { installDdlSchema, ensureCaptureTrigger, dropCaptureTrigger, dropAgentSchema, hasAgentSchema, clearDdlLog } from '../pg/ddl-replication';
+import { findPgDump, dumpSchema, applySchema } from '../pg/schema';
+import { PgFailure } from '../pg/errors';
+import { serverMajor } from '../pg/server';
+import { sleep } from './parallel';
+
+export type SetupOutcome = 'created' | 'adopted';
+
+interface Undo {
+  readonly what: string;
+  readonly run: () => Promise<unknown>;
+}
+
+export function forwardConninfo(plan: Plan, objects: DatabaseObjects): string {
+  return subscriptionConninfo({
+    host: plan.cfg.source_replication_vip,
+    port: plan.cfg.sourcePort,
+    database: objects.database,
+    user: plan.cfg.migration_dbuser,
+    sslmode: plan.cfg.sslmode as Parameters<typeof subscriptionConninfo>[0]['sslmode'],
+    applicationName: objects.forwardSub,
+  });
+}
+
+/** Sets up or adopts forward replication of one database. */
+export async function setupForward(plan: Plan, objects: DatabaseObjects, facts: DatabaseFacts | undefined): Promise<SetupOutcome> {
+  const db = objects.database;
+  const source = await connect(plan.sourcePrimary, db, connectOptions(plan, 60_000));
+  let target: pg.Client | undefined;
+  try {
+    target = await connect(plan.targetPrimary, db, connectOptions(plan, 60_000));
+    const targetMajor = await serverMajor(target);
+    const existing = await readSubscription(target, objects.forwardSub, targetMajor);
+    if (existing) {
+      await adopt(plan, objects, source, target, existing);
+      return 'adopted';
+    }
+    await create(plan, objects, source, target, targetMajor, facts);
+    return 'created';
+  } finally {
+    await Promise.all([source.end().catch(() => undefined), target?.end().catch(() => undefined)]);
+  }
+}
+
+async function adopt(
+  plan: Plan,
+  objects: DatabaseObjects,
+  source: pg.Client,
+  target: pg.Client,
+  sub: NonNullable<Awaited<ReturnType<typeof readSubscription>>>,
+): Promise<void> {
+  const { log, cfg } = plan;
+  const db = JSON.stringify(objects.database);
+  if (!(await publicationExists(source, objects.forwardPub))) {
+    log.warn(`${db}: publication ${objects.forwardPub} was missing on the source; created it again`);
+    await createPublication(source, objects.forwardPub);
+  }
+  const slotClient = plan.slotHost === plan.sourcePrimary ? source : await connect(plan.slotHost, objects.database, connectOptions(plan));
+  try {
+    if (!(await slotExists(slotClient, objects.forwardSlot))) {
+      throw new PgFailure(
+        'sql',
+        `${db}: slot ${objects.forwardSlot} is gone from ${describe(plan.slotHost)}; the subscription cannot resume: run pgtwin-migrate teardown, empty the target tables and start again`,
+      );
+    }
+    const slot = await readSlot(slotClient, objects.forwardSlot, await serverMajor(slotClient));
+    if (slot?.invalidated) {
+      throw new PgFailure('sql', `${db}: slot ${objects.forwardSlot} was invalidated (${slot.invalidated}); run pgtwin-migrate teardown, empty the target tables and start again`);
+    }
+  } finally {
+    if (slotClient !== source) await slotClient.end().catch(() => undefined);
+  }
+  const conninfo = forwardConninfo(plan, objects);
+  if (sub.conninfo !== conninfo) {
+    log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
+    await setSubscriptionConnection(target, objects.forwardSub, conninfo);
+  }
+  if (!sub.enabled) {
+    log.info(`${db}: subscription ${objects.forwardSub} was disabled; enabling it`);
+    await setSubscriptionEnabled(target, objects.forwardSub, true);
+  }
+  if (cfg.ddl_replication) {
+    await installDdlSchema(source, 'source');
+    await ensureCaptureTrigger(source, objects.forwardDdlTrigger, true);
+    await installDdlSchema(target, 'target');
+  } else if (await dropCaptureTrigger(source, objects.forwardDdlTrigger)) {
+    log.info(`${db}: ddl_replication=false; removed the DDL capture trigger`);
+  }
+}
+
+async function create(
+  plan: Plan,
+  objects: DatabaseObjects,
+  source: pg.Client,
+  target: pg.Client,
+  targetMajor: number,
+  facts: DatabaseFacts | undefined,
+): Promise<void> {
+  const { cfg, log } = plan;
+  const db = JSON.stringify(objects.database);
+  const undo: Undo[] = [];
+  try {
+    const targetHadSchema = await hasAgentSchema(target);
+    if (cfg.ddl_replication) {
+      // The target's log table must exist before the subscription copies the source's.
+      await installDdlSchema(target, 'target');
+      if (!targetHadSchema) undo.push({ what: 'agent schema on the target', run: () => dropAgentSchema(target) });
+    }
+
+    const missing = facts?.missingOnTarget ?? [];
+    if (missing.length > 0) {
+      const dump = await findPgDump(cfg.target_pg_bindir, plan.deadline.stepMs(5_000));
+      if (!dump) throw new PgFailure('sql', `${db}: the target lacks ${missing.length} table(s) and no pg_dump is available; set target_pg_bindir`);
+      log.info(`${db}: copying the schema (${missing.length} table(s) missing on the target) with ${dump.path}`);
+      const script = await dumpSchema(dump, plan.sourcePrimary, objects.database, plan.deadline.stepMs(300_000));
+      await applySchema(target, script);
+      // A dump taken while an earlier attempt's capture trigger existed carries it: not wanted on the target.
+      await dropCaptureTrigger(target, objects.forwardDdlTrigger);
+    }
+
+    if (await createPublication(source, objects.forwardPub)) {
+      undo.push({ what: `publication ${objects.forwardPub}`, run: () => dropPublication(source, objects.forwardPub) });
+    }
+
+    if (cfg.ddl_replication) {
+      const sourceHadSchema = await hasAgentSchema(source);
+      await installDdlSchema(source, 'source');
+      await clearDdlLog(source);
+      if (!sourceHadSchema) undo.push({ what: 'agent schema on the source', run: () => dropAgentSchema(source) });
+      await ensureCaptureTrigger(source, objects.forwardDdlTrigger, true);
+      undo.push({ what: `event trigger ${objects.forwardDdlTrigger}`, run: () => dropCaptureTrigger(source, objects.forwardDdlTrigger) });
+    }
+
+    if (cfg.source_node_role === 'Unpromoted') await waitForStandbyPublication(plan, objects);
+
+    undo.push({
+      what: `subscription ${objects.forwardSub} and its slot`,
+      run: async () => {
+        const r = await dropSubscription(target, objects.forwardSub, describe(plan.targetPrimary, objects.database));
+        if (r.remoteSlotLeft) log.warn(`${db}: slot ${r.remoteSlotLeft} is left on the source: ${r.publisherError}`);
+      },
+    });
+    await withStandbySnapshots(plan, objects, () =>
+      createSubscription(target, {
+        name: objects.forwardSub,
+        conninfo: forwardConninfo(plan, objects),
+        publication: objects.forwardPub,
+        slot: objects.forwardSlot,
+        enabled: true,
+        copyData: true,
+        createSlot: true,
+        subscriberMajor: targetMajor,
+      }),
+    );
+    log.info(`${db}: forward replication created (${objects.forwardPub} → ${objects.forwardSub}, slot ${objects.forwardSlot}); initial copy running`);
+  } catch (err) {
+    for (const u of undo.reverse()) {
+      try {
+        await u.run();
+        log.info(`${db}: removed ${u.what} after the failure`);
+      } catch (undoErr) {
+        log.err(`${db}: could not remove ${u.what} after the failure: ${(undoErr as Error).message}`);
+      }
+    }
+    throw err;
+  }
+}
+
+/** On a standby the publication appears once the standby has replayed it. */
+async function waitForStandbyPublication(plan: Plan, objects: DatabaseObjects): Promise<void> {
+  const c = await connect(plan.slotHost, objects.database, connectOptions(plan));
+  try {
+    const until = Date.now() + plan.deadline.stepMs(30_000);
+    while (!(await publicationExists(c, objects.forwardPub))) {
+      if (Date.now() > until) throw new PgFailure('timeout', `${describe(plan.slotHost, objects.database)}: the standby has not replayed publication ${objects.forwardPub}; is it streaming from the primary?`);
+      await sleep(100);
+    }
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A logical slot on a standby becomes consistent only after the primary logs
+ * a running-transactions record; while the subscription creates its slot
+ * there, ask the primary for one every 200 ms (pg_log_standby_snapshot).
+ */
+async function withStandbySnapshots<T>(plan: Plan, objects: DatabaseObjects, fn: () => Promise<T>): Promise<T> {
+  if (plan.cfg.source_node_role !== 'Unpromoted') return fn();
+  const primary = await connect(plan.sourcePrimary, objects.database, connectOptions(plan));
+  let done = false;
+  const nudger = (async () => {
+    while (!done) {
+      await primary.query('SELECT pg_log_standby_snapshot()').catch(() => undefined);
+      await sleep(200);
+    }
+  })();
+  try {
+    return await fn();
+  } finally {
+    done = true;
+    await nudger;
+    await primary.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Pure decisions over observations: the state of each database, and the
+ * monitor's exit code and reason. Every reason names the database and what
+ * was seen, never a guess.
+ */
+import type { DatabaseView } from './observe';
+import type { TableName } from '../pg/publication';
+import { tableKey } from '../pg/publication';
+import { OCF } from '../ocf/exit-codes';
+
+export type DatabaseState = 'streaming' | 'copying' | 'paused' | 'broken';
+
+export interface DatabaseHealth {
+  readonly database: string;
+  readonly token: string;
+  readonly state: DatabaseState;
+  /** What is wrong, when state is broken: one line naming the object and what was seen. */
+  readonly problem: string | undefined;
+  readonly lagBytes: number | null;
+  readonly lagSeconds: number | null;
+  readonly tablesReady: number | null;
+  readonly tablesTotal: number | null;
+  readonly copyBytes: number | null;
+  readonly copyTotalBytes: number | null;
+  readonly ddlNotReplayed: number;
+  readonly ddlLatest: string | undefined;
+  /** The subscription lacks published tables that the target has: refresh it. */
+  readonly needsRefresh: boolean;
+  /** Published tables the subscription lacks and the target has no table for. */
+  readonly missingOnTarget: readonly TableName[];
+  readonly applyErrors: number;
+}
+
+export interface AssessOptions {
+  /** The forward subscriptions are expected to run (false while a cutover has disabled them). */
+  readonly expectEnabled: boolean;
+  readonly lagThreshold: number;
+}
+
+export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
+  const { objects } = view;
+  const db = JSON.stringify(objects.database);
+  const src = view.source.ok ? view.source.value : undefined;
+  const tgt = view.target.ok ? view.target.value : undefined;
+  const sub = tgt?.subscription;
+  const slot = src?.slot;
+  const lagBytes = slot?.lagBytes ?? null;
+  const lagSeconds = slot?.replayLagSeconds ?? (lagBytes !== null && lagBytes <= opts.lagThreshold ? 0 : null);
+  const drift = view.drift;
+  const base = {
+    database: objects.database,
+    token: objects.token,
+    lagBytes,
+    lagSeconds,
+    tablesReady: sub?.tablesReady ?? null,
+    tablesTotal: sub?.tablesTotal ?? null,
+    copyBytes: sub ? sub.copyBytes : null,
+    copyTotalBytes: src?.publishedBytes ?? null,
+    ddlNotReplayed: tgt?.ddl?.notReplayed ?? 0,
+    ddlLatest: tgt?.ddl?.latest ? `${tgt.ddl.latest.command}: ${tgt.ddl.latest.reason}` : undefined,
+    needsRefresh: drift !== undefined && drift.missingOnTarget.length === 0 && (drift.notSubscribed.length > 0 || drift.noLongerPublished.length > 0),
+    missingOnTarget: drift?.missingOnTarget ?? [],
+    applyErrors: (sub?.applyErrorCount ?? 0) + (sub?.syncErrorCount ?? 0),
+  };
+  const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
+
+  if (!view.source.ok) return broken(view.source.error.message);
+  if (!view.target.ok) return broken(view.target.error.message);
+  if (!sub) return broken(`subscription ${objects.forwardSub} is missing on the target`);
+  if (!src!.publication) return broken(`publication ${objects.forwardPub} is missing on the source`);
+  if (!slot) return broken(`replication slot ${objects.forwardSlot} is missing on the source (slot lost)`);
+  if (slot.invalidated) return broken(`replication slot ${objects.forwardSlot} was invalidated (${slot.invalidated})`);
+  if (!sub.enabled) {
+    if (opts.expectEnabled) return broken(`subscription ${objects.forwardSub} is disabled`);
+    return { ...base, state: 'paused', problem: undefined };
+  }
+  if (sub.workerPid === null) {
+    const errors = base.applyErrors > 0 ? ` (${base.applyErrors} apply/sync errors; see the target's log)` : '';
+    return broken(`apply worker of ${objects.forwardSub} is not running${errors}`);
+  }
+  if (sub.tablesTotal > 0 && sub.tablesReady < sub.tablesTotal) return { ...base, state: 'copying', problem: undefined };
+  return { ...base, state: 'streaming', problem: undefined };
+}
+
+export interface Verdict {
+  readonly code: number;
+  readonly reason: string | undefined;
+}
+
+export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
+  const broken = healths.filter((h) => h.state === 'broken');
+  if (broken.length > 0) {
+    const first = broken[0]!.problem!;
+    const reason = broken.length === 1 ? first : `${broken.length} of ${healths.length} databases broken; ${first}`;
+    return { code: OCF.ERR_GENERIC, reason };
+  }
+  const missing = healths.find((h) => h.missingOnTarget.length > 0);
+  if (missing) {
+    return {
+      code: OCF.DEGRADED,
+      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the target, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
+    };
+  }
+  const ddl = healths.find((h) => h.ddlNotReplayed > 0);
+  if (ddl) {
+    return {
+      code: OCF.DEGRADED,
+      reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the target (latest ${ddl.ddlLatest ?? ''})`,
+    };
+  }
+  return { code: OCF.SUCCESS, reason: undefined };
+}
+
+export function formatBytes(n: number | null): string {
+  if (n === null) return 'unknown';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** The monitor's one summary line. */
+export function summaryLine(healths: readonly DatabaseHealth[]): string {
+  const count = (s: DatabaseState) => healths.filter((h) => h.state === s).length;
+  const parts = (['streaming', 'copying', 'paused', 'broken'] as const).filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
+  const worst = healths.reduce<DatabaseHealth | undefined>((w, h) => ((h.lagBytes ?? -1) > (w?.lagBytes ?? -1) ? h : w), undefined);
+  const copying = healths.filter((h) => h.state === 'copying');
+  const copy =
+    copying.length > 0
+      ? `; copy: tables ${copying.reduce((a, h) => a + (h.tablesReady ?? 0), 0)}/${copying.reduce((a, h) => a + (h.tablesTotal ?? 0), 0)}, ${formatBytes(copying.reduce((a, h) => a + (h.copyBytes ?? 0), 0))} in flight`
+      : '';
+  const ddl = healths.reduce((a, h) => a + h.ddlNotReplayed, 0);
+  return (
+    `${healths.length} database(s): ${parts.join(', ')}` +
+    (worst ? `; worst lag ${formatBytes(worst.lagBytes)} (${JSON.stringify(worst.database)})` : '') +
+    copy +
+    (ddl > 0 ? `; ${ddl} DDL statement(s) not replayed` : '')
+  );
+}
