@@ -1,11 +1,92 @@
-/** Human commands (yargs). Filled in by the operator-facing issues. */
+/**
+ * Human commands (yargs): status, preflight, teardown, cutover. They call
+ * the same library functions as the OCF actions; parameters come from the
+ * migration resource in the CIB or from OCF_RESKEY_* variables.
+ */
+import yargs from 'yargs';
 import { BUILD } from '../version';
+import { cliContext } from './context';
+import { resolvePlan } from '../migration/plan';
+import { collectStatus } from '../migration/status';
+import { preflight, formatFinding } from '../migration/preflight';
+import { teardown } from '../migration/teardown';
+import { renderStatus } from './render';
+import { reportFailure } from '../ocf/run-action';
+import { log } from '../ocf/log';
+import { finish, guardExit } from '../ocf/watchdog';
+
+type Common = { resource?: string; timeout: number };
+
+async function guarded(action: string, fn: () => Promise<number>): Promise<void> {
+  guardExit();
+  let code: number;
+  try {
+    code = await fn();
+  } catch (err) {
+    code = reportFailure(err, log(), action);
+  }
+  await log().flush();
+  finish(code);
+}
 
 export async function runCli(argv: string[]): Promise<void> {
-  if (argv[0] === '--version' || argv[0] === '-V') {
-    process.stdout.write(`pgtwin-migrate ${BUILD}\n`);
-    return;
-  }
-  process.stderr.write(`unknown command ${argv[0] ?? ''}\n`);
-  process.exitCode = 3;
+  await yargs(argv)
+    .scriptName('pgtwin-migrate')
+    .usage('$0 <command> [options]\n\nOCF actions: $0 {start|stop|monitor|reload-agent|validate-all|meta-data}, parameters from OCF_RESKEY_*')
+    .option('resource', { alias: 'r', type: 'string', describe: 'migration resource id in the CIB (default: the only pgtwin-migrate resource)' })
+    .option('timeout', { type: 'number', default: 120, describe: 'seconds the command may take' })
+    .command(
+      'status',
+      'per-database state: phase, subscription, tables, copy progress, lag',
+      (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (args) =>
+        guarded('status', async () => {
+          const ctx = await cliContext('status', args as Common);
+          const report = await collectStatus(await resolvePlan(ctx, { lenient: true }));
+          process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+          return report.databases.some((d) => d.state === 'broken') ? 1 : 0;
+        }),
+    )
+    .command(
+      'preflight',
+      'check both clusters for this migration (validate-all at depth 10)',
+      (y) => y,
+      (args) =>
+        guarded('preflight', async () => {
+          const ctx = await cliContext('preflight', args as Common);
+          const { findings } = await preflight(await resolvePlan(ctx));
+          for (const f of findings) process.stdout.write(`${f.level === 'error' ? 'ERROR  ' : 'WARNING'} ${formatFinding(f)}\n`);
+          const errors = findings.filter((f) => f.level === 'error').length;
+          process.stdout.write(`${errors} error(s), ${findings.length - errors} warning(s)\n`);
+          return errors > 0 ? 1 : 0;
+        }),
+    )
+    .command(
+      'teardown',
+      'remove every object of the migration from both clusters',
+      (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: replication stops and a new start copies everything again' }),
+      (args) =>
+        guarded('teardown', async () => {
+          if (!args.yes) {
+            process.stderr.write('teardown removes all replication of this migration from both clusters; a new start copies every table again.\nRun it again with --yes to go ahead.\n');
+            return 2;
+          }
+          const ctx = await cliContext('teardown', args as Common);
+          const report = await teardown(await resolvePlan(ctx, { lenient: true }));
+          for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
+          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${l}\n`);
+          process.stdout.write(
+            report.leftovers.length === 0
+              ? `teardown complete: ${report.removed.length} object(s) removed\n`
+              : `teardown incomplete: ${report.leftovers.length} object(s) could not be reached; run it again when both clusters are up\n`,
+          );
+          return report.leftovers.length === 0 ? 0 : 1;
+        }),
+    )
+    .version('version', 'print the version stamped at build time', `pgtwin-migrate ${BUILD}`)
+    .alias('version', 'V')
+    .demandCommand(1, 'name a command')
+    .strict()
+    .help()
+    .parseAsync();
 }

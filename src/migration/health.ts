@@ -94,18 +94,19 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
     const reason = broken.length === 1 ? first : `${broken.length} of ${healths.length} databases broken; ${first}`;
     return { code: OCF.ERR_GENERIC, reason };
   }
-  const missing = healths.find((h) => h.missingOnTarget.length > 0);
-  if (missing) {
-    return {
-      code: OCF.DEGRADED,
-      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the target, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
-    };
-  }
+  // A DDL statement not replayed usually explains a missing table: name it first.
   const ddl = healths.find((h) => h.ddlNotReplayed > 0);
   if (ddl) {
     return {
       code: OCF.DEGRADED,
       reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the target (latest ${ddl.ddlLatest ?? ''})`,
+    };
+  }
+  const missing = healths.find((h) => h.missingOnTarget.length > 0);
+  if (missing) {
+    return {
+      code: OCF.DEGRADED,
+      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the target, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
     };
   }
   return { code: OCF.SUCCESS, reason: undefined };

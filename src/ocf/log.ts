@@ -21,6 +21,13 @@ function haDate(d = new Date()): string {
   return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())}_${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+const RANK: Record<Level, number> = { crit: 0, err: 1, warn: 2, info: 3, debug: 4 };
+
+export interface LoggerOptions {
+  /** Least severe level written to stderr when neither syslog nor a log file is set (commands for people: warn). */
+  readonly stderrLevel?: Level;
+}
+
 export class Logger {
   private syslog: ChildProcess | undefined;
   private syslogBroken = false;
@@ -28,7 +35,10 @@ export class Logger {
   private debugEnabled: boolean;
   readonly tag: string;
 
-  constructor(private readonly env: Pick<OcfEnv, 'instance' | 'debug' | 'logFacility' | 'logFile' | 'debugLogFile'>) {
+  constructor(
+    private readonly env: Pick<OcfEnv, 'instance' | 'debug' | 'logFacility' | 'logFile' | 'debugLogFile'>,
+    private readonly options: LoggerOptions = {},
+  ) {
     this.tag = `pgtwin-migrate(${env.instance})[${process.pid}]`;
     this.debugEnabled = env.debug;
   }
@@ -54,7 +64,8 @@ export class Logger {
     if (level === 'debug' && this.env.debugLogFile) this.append(this.env.debugLogFile, stamped);
     if (this.env.logFacility) this.toSyslog(level, text);
     if (this.env.logFile) this.append(this.env.logFile, stamped);
-    if (!this.env.logFacility && !this.env.logFile) process.stderr.write(stamped);
+    const quiet = this.options.stderrLevel !== undefined && RANK[level] > RANK[this.options.stderrLevel] && !this.debugEnabled;
+    if (!this.env.logFacility && !this.env.logFile && !quiet) process.stderr.write(stamped);
   }
 
   private append(file: string, line: string): void {

@@ -8,7 +8,7 @@ import { Logger, setLogger } from './log';
 import { OCF, OcfError, ocfCodeName } from './exit-codes';
 import { writeExitReason } from './exit-reason';
 import { actionDeadline, type Deadline } from './deadline';
-import { armDeadline, finish, setStep } from './watchdog';
+import { armDeadline, finish, guardExit, setStep } from './watchdog';
 import { loadConfig, parseBoolean, type Config } from './config';
 import { ProgramMissingError } from './exec';
 import { redact } from './redact';
@@ -66,6 +66,7 @@ export async function runAction(action: string, procEnv: NodeJS.ProcessEnv = pro
   setLogger(log);
   if (parseBoolean(procEnv.OCF_RESKEY_cutover_debug ?? '') === true) log.enableDebug();
   const deadline = actionDeadline(action, env.timeoutMs);
+  guardExit();
   armDeadline(action, deadline);
   let code: number;
   try {

@@ -35,12 +35,15 @@ export function armDeadline(action: string, deadline: Deadline, reserveMs = 300)
   timer.unref();
 }
 
-process.on('exit', (code) => {
-  if (!decided && code === 0) {
-    writeExitReason(`action ended without a result (last step: ${step}); this is a bug, please report it`);
-    process.exitCode = 1;
-  }
-});
+/** From here on, the process must not end without a decided code. */
+export function guardExit(): void {
+  process.once('exit', (code) => {
+    if (!decided && code === 0) {
+      writeExitReason(`action ended without a result (last step: ${step}); this is a bug, please report it`);
+      process.exitCode = 1;
+    }
+  });
+}
 
 /** Records the decided code and makes sure the process actually ends with it. */
 export function finish(code: number, graceMs = 1500): void {

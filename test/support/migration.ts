@@ -1,0 +1,146 @@
+/**
+ * One migration under test: its databases on a source and a target server
+ * (created empty on the target, with the same tables), the agent's
+ * parameters, and runners for the OCF actions and the commands. cleanup()
+ * removes everything it made.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { rig, createDatabases, dropDatabases, sql, type RigServer, AGENT } from './rig';
+import { runAgent, type AgentOptions, type AgentResult } from './agent';
+
+export interface MigrationOptions {
+  readonly instance: string;
+  readonly databases: readonly string[];
+  readonly source?: RigServer;
+  readonly target?: RigServer;
+  /** DDL run in every database on both sides (the target gets no rows). */
+  readonly schema?: string;
+  /** SQL run in every database on the source only (rows to copy). */
+  readonly sourceData?: string;
+  readonly params?: Readonly<Record<string, string>>;
+  /** Leave the databases alone (e.g. `postgres`): only create the schema. */
+  readonly existingDatabases?: readonly string[];
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class Migration {
+  readonly stateDir: string;
+  readonly rscTmp: string;
+  readonly source: RigServer;
+  readonly target: RigServer;
+  params: Record<string, string>;
+
+  constructor(readonly opts: MigrationOptions) {
+    const r = rig();
+    this.source = opts.source ?? r.servers.pg17;
+    this.target = opts.target ?? r.servers.pg18;
+    this.stateDir = mkdtempSync(join(tmpdir(), `pgtwin-state-${opts.instance}-`));
+    this.rscTmp = mkdtempSync(join(tmpdir(), `pgtwin-rsctmp-${opts.instance}-`));
+    this.params = {
+      databases: opts.databases.join(','),
+      source_cluster: 'postgres-clone',
+      target_cluster: 'postgres-clone-18',
+      source_replication_vip: '127.0.0.1',
+      target_replication_vip: '127.0.0.1',
+      source_pgport: String(this.source.port),
+      target_pgport: String(this.target.port),
+      source_pgpassfile: r.agentPgpass,
+      target_pgpassfile: r.agentPgpass,
+      source_pghome: this.stateDir,
+      target_pghome: this.stateDir,
+      ...opts.params,
+    };
+  }
+
+  get created(): string[] {
+    return this.opts.databases.filter((d) => !(this.opts.existingDatabases ?? []).includes(d));
+  }
+
+  async setUp(): Promise<this> {
+    await createDatabases(this.source, this.created);
+    await createDatabases(this.target, this.created);
+    for (const db of this.opts.databases) {
+      if (this.opts.schema) {
+        await sql(this.source, db, this.opts.schema);
+        await sql(this.target, db, this.opts.schema);
+      }
+      if (this.opts.sourceData) await sql(this.source, db, this.opts.sourceData);
+    }
+    return this;
+  }
+
+  run(action: string, extra: Record<string, string> = {}, opts: AgentOptions = {}): Promise<AgentResult> {
+    return runAgent(action, { ...this.params, ...extra }, {
+      instance: this.opts.instance,
+      ...opts,
+      env: { HA_RSCTMP: this.rscTmp, ...opts.env },
+    });
+  }
+
+  /** A human command with the migration's parameters in the environment. */
+  cli(args: string[], extra: Record<string, string> = {}): Promise<CommandResult> {
+    const env: NodeJS.ProcessEnv = { ...process.env, OCF_RESOURCE_INSTANCE: this.opts.instance, HA_RSCTMP: this.rscTmp };
+    for (const [k, v] of Object.entries({ ...this.params, ...extra })) env[`OCF_RESKEY_${k}`] = v;
+    return new Promise((resolve, reject) => {
+      const child = spawn(AGENT, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  async cleanup(): Promise<void> {
+    await this.cli(['teardown', '--yes']).catch(() => undefined);
+    await dropDatabases(this.source, this.created).catch(() => undefined);
+    await dropDatabases(this.target, this.created).catch(() => undefined);
+    for (const db of this.opts.existingDatabases ?? []) {
+      for (const s of [this.source, this.target]) {
+        await sql(s, db, 'DROP SCHEMA IF EXISTS pgtwin_migrate CASCADE').catch(() => undefined);
+      }
+    }
+    rmSync(this.stateDir, { recursive: true, force: true });
+    rmSync(this.rscTmp, { recursive: true, force: true });
+  }
+}
+
+/** What the migration left in one database on one server: for "nothing half-created" checks. */
+export async function leftovers(server: RigServer, database: string): Promise<string[]> {
+  const out: string[] = [];
+  const q = async (text: string) => (await sql<{ n: string }>(server, database, text)).map((r) => r.n);
+  out.push(...(await q("SELECT 'publication ' || pubname AS n FROM pg_publication WHERE pubname LIKE 'pgtwin_migrate%'")));
+  out.push(
+    ...(await q(
+      "SELECT 'subscription ' || subname AS n FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )),
+  );
+  out.push(...(await q("SELECT 'slot ' || slot_name AS n FROM pg_replication_slots WHERE database = current_database()")));
+  out.push(...(await q("SELECT 'event trigger ' || evtname AS n FROM pg_event_trigger")));
+  out.push(...(await q("SELECT 'schema ' || nspname AS n FROM pg_namespace WHERE nspname = 'pgtwin_migrate'")));
+  return out;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
