@@ -6,14 +6,17 @@
 //    fails offline, but the builder itself works with a local one.
 // 2. Should that fail, Node's own SEA route by hand: --experimental-sea-config,
 //    a copy of the host node binary, postject.
-import { existsSync, mkdirSync, rmSync, writeFileSync, copyFileSync, chmodSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync, copyFileSync, chmodSync, statSync, renameSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
 const entry = resolve('dist/pgtwin-migrate.cjs');
-const output = resolve('dist/pgtwin-migrate');
+// Built beside the final name and renamed into place, so a running test
+// never finds the executable half written.
+const final = resolve('dist/pgtwin-migrate');
+const output = resolve('dist/pgtwin-migrate.new');
 const seaConfig = { disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false };
 const fuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
@@ -68,5 +71,6 @@ try {
   how = 'Node SEA + postject';
 }
 chmodSync(output, 0o755);
-const size = (statSync(output).size / 1048576).toFixed(1);
+renameSync(output, final);
+const size = (statSync(final).size / 1048576).toFixed(1);
 console.log(`dist/pgtwin-migrate: ${size} MiB, built with ${how}`);
