@@ -135,6 +135,8 @@ log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
 password_encryption = scram-sha-256
 EOF
+  # PostgreSQL 18 limits active replication origins (one per apply or sync worker) separately.
+  if [ "$v" -ge 18 ]; then echo 'max_active_replication_origins = 450' >>"$data/postgresql.conf"; fi
 }
 
 start_cluster() {

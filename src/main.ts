@@ -25,6 +25,11 @@ async function main(argv: string[]): Promise<void> {
     await runAction(action);
     return;
   }
+  if (action === 'cutover-worker') {
+    const { runWorker } = await import('./migration/cutover/entry');
+    await runWorker(argv.slice(1));
+    return;
+  }
   if ((CLI_COMMANDS as readonly string[]).includes(action) || action.startsWith('-')) {
     const { runCli } = await import('./cli/main');
     await runCli(argv);

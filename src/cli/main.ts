@@ -11,6 +11,7 @@ import { collectStatus } from '../migration/status';
 import { preflight, formatFinding } from '../migration/preflight';
 import { teardown } from '../migration/teardown';
 import { renderStatus } from './render';
+import { cutoverCommand } from './cutover';
 import { reportFailure } from '../ocf/run-action';
 import { log } from '../ocf/log';
 import { finish, guardExit } from '../ocf/watchdog';
@@ -81,6 +82,20 @@ export async function runCli(argv: string[]): Promise<void> {
               : `teardown incomplete: ${report.leftovers.length} object(s) could not be reached; run it again when both clusters are up\n`,
           );
           return report.leftovers.length === 0 ? 0 : 1;
+        }),
+    )
+    .command(
+      'cutover',
+      'run the atomic cutover of all databases (sets cutover_ready=true)',
+      (y) =>
+        y
+          .option('retry', { type: 'boolean', default: false, describe: 'after a failed cutover: set cutover_ready=false, then true' })
+          .option('wait', { type: 'boolean', default: false, describe: 'follow the cutover until it completes or fails' })
+          .option('wait-seconds', { type: 'number', default: 900, describe: 'how long --wait follows it' }),
+      (args) =>
+        guarded('cutover', async () => {
+          const ctx = await cliContext('cutover', { ...(args as Common), timeout: Math.max(args.timeout, args['wait-seconds'] + 60) });
+          return cutoverCommand(await resolvePlan(ctx, { lenient: true }), { retry: args.retry, wait: args.wait, waitSeconds: args['wait-seconds'] });
         }),
     )
     .version('version', 'print the version stamped at build time', `pgtwin-migrate ${BUILD}`)

@@ -17,7 +17,14 @@ export function copyProgress(h: DatabaseHealth): string {
 }
 
 export function renderStatus(r: StatusReport): string {
-  const head = `migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`;
+  const c = r.cib;
+  const cutover = c['cutover-state']
+    ? `cutover ${c['cutover-state']}: step ${c['cutover-step'] ?? '?'}` +
+      (c['cutover-window-ms'] ? `, read-only window ${c['cutover-window-ms']} ms, total ${c['cutover-total-ms']} ms` : '') +
+      (c['cutover-error'] ? `\n  ! ${c['cutover-error']}` : '') +
+      (c['cutover-log'] ? `\n  log: ${c['cutover-log']}` : '')
+    : undefined;
+  const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : [])].join('\n');
   const rows = [['DATABASE', 'STATE', 'TABLES', 'COPY', 'LAG', 'LAG(s)', 'DDL!', 'OBSERVED']];
   for (const d of r.databases) {
     rows.push([

@@ -62,14 +62,19 @@ export class ClusterState {
    * of a transition (e.g. a cutover step without its lease).
    */
   async setMany(values: Readonly<Record<string, string>>): Promise<void> {
-    const pairs = Object.entries(values)
-      .map(([n, v]) => `<nvpair id="${xmlEscape(`${this.setId}-${n}`)}" name="${xmlEscape(n)}" value="${xmlEscape(v)}"/>`)
-      .join('');
-    const xml = `<crm_config><cluster_property_set id="${xmlEscape(this.setId)}">${pairs}</cluster_property_set></crm_config>`;
+    const xml = `<crm_config>${this.propertySetXml(values)}</crm_config>`;
     const r = await run('cibadmin', ['--modify', '--allow-create', '--scope', 'crm_config', '--xml-text', xml], {
       timeoutMs: this.timeoutMs(),
     });
     if (r.code !== 0) throw this.failure('write', Object.keys(values).join(','), r);
+  }
+
+  /** The set with these values, as a fragment for a larger CIB update. */
+  propertySetXml(values: Readonly<Record<string, string>>): string {
+    const pairs = Object.entries(values)
+      .map(([n, v]) => `<nvpair id="${xmlEscape(`${this.setId}-${n}`)}" name="${xmlEscape(n)}" value="${xmlEscape(v)}"/>`)
+      .join('');
+    return `<cluster_property_set id="${xmlEscape(this.setId)}">${pairs}</cluster_property_set>`;
   }
 
   /** Removes the whole set (teardown). */

@@ -68,6 +68,7 @@ interface FragmentNode {
 export function buildModifyFragment(
   changes: ReadonlyArray<{ ref: AttributeRef; value: string }>,
   constraintsXml: readonly string[] = [],
+  crmConfigXml = '',
 ): string {
   const root: FragmentNode = { tag: 'resources', id: '', attrs: '', children: new Map() };
   for (const { ref, value } of changes) {
@@ -88,7 +89,8 @@ export function buildModifyFragment(
     `<${n.tag} id="${xmlEscape(n.id)}"${n.attrs}>${[...n.children.values()].map(render).join('')}</${n.tag}>`;
   const resources = `<resources>${[...root.children.values()].map(render).join('')}</resources>`;
   const constraints = constraintsXml.length > 0 ? `<constraints>${constraintsXml.join('')}</constraints>` : '';
-  return `<configuration>${resources}${constraints}</configuration>`;
+  const crmConfig = crmConfigXml ? `<crm_config>${crmConfigXml}</crm_config>` : '';
+  return `<configuration>${crmConfig}${resources}${constraints}</configuration>`;
 }
 
 /** Applies a fragment built by buildModifyFragment as ONE CIB update. */
@@ -133,6 +135,8 @@ export async function setAttributesAtomically(
   changes: readonly AttributeChange[],
   constraintsXml: readonly string[],
   timeoutMs: number,
+  /** Cluster properties written in the same update (e.g. the cutover step). */
+  crmConfigXml = '',
 ): Promise<void> {
   const before = await readResourcesSection(timeoutMs);
   const refs = changes.map((c) => {
@@ -145,7 +149,7 @@ export async function setAttributesAtomically(
     }
     return { ref, value: c.value };
   });
-  await modifyConfiguration(buildModifyFragment(refs, constraintsXml), timeoutMs);
+  await modifyConfiguration(buildModifyFragment(refs, constraintsXml, crmConfigXml), timeoutMs);
   const after = await readResourcesSection(timeoutMs);
   for (const c of changes) {
     const now = requireAttribute(after, c.resource, c.name).value;

@@ -79,6 +79,8 @@ function serverFindings(where: string, side: 'source' | 'target', s: ServerFacts
     ['max_worker_processes', 2 * n, `2 × ${n} databases`],
     ['max_logical_replication_workers', n + 1, `${n} databases + 1`],
   ];
+  // PostgreSQL 18 counts replication origins (one per apply and per table-sync worker) on their own.
+  if (s.major >= 18) needs.push(['max_active_replication_origins', 2 * n, `2 × ${n} databases`]);
   for (const [name, min, why] of needs) {
     if (setting(name) < min) {
       out.push({ level: 'error', where, what: `${name} is ${s.settings[name]}, needs at least ${min} (${why})`, fix: `set ${name} = ${min} and restart PostgreSQL` });

@@ -16,6 +16,15 @@ import { dropSlot } from '../pg/slots';
 import { dropCaptureTrigger, dropAgentSchema } from '../pg/ddl-replication';
 import { settleAll } from './parallel';
 import { removeStateFiles, removeBaselineFile } from './state-files';
+import { run } from '../ocf/exec';
+import { xmlEscape } from '../ocf/xml-escape';
+
+/** The VIP order constraint a cutover added (nothing when there was no cutover). */
+async function removeOrderConstraint(plan: Plan): Promise<void> {
+  const id = `pgtwin-migrate-${plan.instance}-vip-order`;
+  const r = await run('cibadmin', ['--delete', '--xml-text', `<rsc_order id="${xmlEscape(id)}"/>`], { timeoutMs: plan.deadline.stepMs(10_000) });
+  if (r.code === 0) plan.log.info(`teardown: removed order constraint ${id}`);
+}
 
 export interface TeardownReport {
   readonly removed: string[];
@@ -90,6 +99,7 @@ export async function teardown(plan: Plan): Promise<TeardownReport> {
   const report: TeardownReport = { removed: [], leftovers: [] };
   await settleAll(plan.cfg.objects, 8, (o) => teardownDatabase(plan, o, report));
   if (report.leftovers.length === 0) {
+    await removeOrderConstraint(plan);
     await plan.state.clear();
     removeStateFiles(plan.stateDir, plan.cfg.objects.map((o) => o.token));
     removeBaselineFile(plan.stateDir, plan.instance);

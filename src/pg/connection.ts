@@ -35,6 +35,8 @@ export interface ConnectOptions {
   /** statement_timeout for every statement of this session. */
   readonly statementTimeoutMs?: number;
   readonly applicationName?: string;
+  /** Further session settings, e.g. default_transaction_read_only=off for the agent's own writes on a fenced source. */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 function sslOption(ep: Endpoint): false | ConnectionOptions {
@@ -76,7 +78,7 @@ function clientConfig(ep: Endpoint, database: string, opts: ConnectOptions, ssl:
     statement_timeout: opts.statementTimeoutMs ?? opts.timeoutMs,
     application_name: opts.applicationName ?? 'pgtwin-migrate',
     // The agent's own DDL (its schema, triggers) is never captured for replay.
-    options: CAPTURE_OFF_OPTION,
+    options: [CAPTURE_OFF_OPTION, ...Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`)].join(' '),
     keepAlive: true,
   };
 }

@@ -15,6 +15,7 @@ import { observeAll, observeDatabase } from '../observe';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles } from '../report';
 import { KEY, type Phase } from '../cib-state';
+import { superviseCutover } from '../cutover/supervise';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
@@ -30,13 +31,21 @@ export async function monitor(ctx: ActionContext): Promise<number> {
     ctx.log.info(`migration ${instance} is complete; nothing to watch`);
     return OCF.SUCCESS;
   }
+  setStep('supervising the cutover');
+  const cutover = await superviseCutover(plan, cib);
+  if (cutover.running) return OCF.SUCCESS;
   setStep('observing the databases');
-  const healths = await assessAll(plan, phase !== 'cutover');
+  const healths = await assessAll(plan, true);
   setStep('refreshing subscriptions');
   await refreshWhereNeeded(plan, healths);
   writeHealthStateFiles(plan, phase, healths);
   ctx.log.info(`monitor: ${summaryLine(healths)}`);
   const verdict = monitorVerdict(healths);
+  if (verdict.code === OCF.SUCCESS && cutover.failedReason) {
+    const reason = `cutover failed and was rolled back: ${cutover.failedReason}; set cutover_ready=false, then true to retry`;
+    ctx.log.warn(`monitor: ${reason}`);
+    throw new OcfError(OCF.DEGRADED, reason);
+  }
   if (verdict.reason) {
     if (verdict.code === OCF.DEGRADED) {
       ctx.log.warn(`monitor: ${verdict.reason}`);

@@ -9,6 +9,8 @@ import { OCF } from '../../ocf/exit-codes';
 import { PARAMS } from '../../ocf/params';
 import { baseInstance } from '../../ocf/env';
 import { readMarker, writeMarker } from '../state-files';
+import { resolvePlan } from '../plan';
+import { superviseCutover } from '../cutover/supervise';
 
 export function reloadableValues(cfg: Config): Record<string, string> {
   const out: Record<string, string> = {};
@@ -27,5 +29,14 @@ export async function reloadAgent(ctx: ActionContext): Promise<number> {
   for (const k of changes) ctx.log.info(`reload-agent: ${k} ${before[k] ?? '(unset)'} -> ${now[k]}`);
   if (changes.length === 0) ctx.log.info('reload-agent: no reloadable parameter changed');
   if (marker) writeMarker(ctx.env.rscTmp, instance, { ...marker, applied: now });
+  // cutover_ready acts at once: true launches the cutover, false acknowledges a failed one.
+  if (marker && (changes.includes('cutover_ready') || ctx.cfg.cutover_ready)) {
+    try {
+      const plan = await resolvePlan(ctx);
+      await superviseCutover(plan, await plan.state.readAll());
+    } catch (err) {
+      ctx.log.warn(`reload-agent: the next monitor will act on cutover_ready (${(err as Error).message})`);
+    }
+  }
   return OCF.SUCCESS;
 }

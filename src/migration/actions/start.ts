@@ -32,6 +32,12 @@ export async function start(ctx: ActionContext): Promise<number> {
     markRunning(ctx, plan);
     return OCF.SUCCESS;
   }
+  if (phase === 'cutover') {
+    // A cutover was under way (e.g. on a node that failed): the monitor supervises or takes it over.
+    ctx.log.warn(`migration ${plan.instance} is in the middle of a cutover; the monitor will see it through`);
+    markRunning(ctx, plan);
+    return OCF.SUCCESS;
+  }
 
   setStep('pre-flight checks');
   const pf = await preflight(plan);

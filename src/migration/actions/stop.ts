@@ -7,12 +7,21 @@ import type { ActionContext } from '../../ocf/run-action';
 import { OCF } from '../../ocf/exit-codes';
 import { baseInstance } from '../../ocf/env';
 import { setStep } from '../../ocf/watchdog';
-import { removeMarker } from '../state-files';
+import { removeMarker, readMarker } from '../state-files';
+import { settleCutoverOnStop } from '../cutover/supervise';
 import { resolvePlan } from '../plan';
 import { teardown } from '../teardown';
 
 export async function stop(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
+  if (readMarker(ctx.env.rscTmp, instance)) {
+    setStep('settling a running cutover');
+    try {
+      await settleCutoverOnStop(await resolvePlan(ctx, { lenient: true }));
+    } catch (err) {
+      ctx.log.err(`stop: could not settle the cutover: ${(err as Error).message}; the next start or monitor takes it over`);
+    }
+  }
   if (ctx.cfg.teardown_on_stop) {
     setStep('teardown on stop');
     try {
