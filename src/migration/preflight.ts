@@ -24,7 +24,7 @@ export interface Finding {
   readonly unreachable?: boolean;
 }
 
-export const formatFinding = (f: Finding) => `${f.where}: ${f.what}; ${f.fix}`;
+export const formatFinding = (f: Finding) => `${f.where}: ${f.what}${f.fix ? `; ${f.fix}` : ''}`;
 
 export interface DatabaseFacts {
   readonly objects: DatabaseObjects;
@@ -47,19 +47,12 @@ const list = (tables: readonly TableName[], max = 5) =>
 
 function failureFinding(err: unknown, where: string): Finding {
   const f = err instanceof PgFailure ? err : classify(err, where);
-  const fixes: Record<string, string> = {
-    unreachable: 'start PostgreSQL there or fix the address and port parameters',
-    timeout: 'check the server and the network',
-    auth: 'fix the password file entry or the role (see README, .pgpass)',
-    'no-password': 'add the entry to the password file',
-    'no-database': 'create the database on that cluster (createdb)',
-    sql: 'see the PostgreSQL log there',
-  };
+  // The classified message already says what to do; only plain SQL errors get a pointer.
   return {
     level: 'error',
     where,
     what: f.message.startsWith(where) ? f.message.slice(where.length + 2) : f.message,
-    fix: fixes[f.kind] ?? 'see the log',
+    fix: f.kind === 'sql' ? 'see the PostgreSQL log there' : '',
     unreachable: f.kind === 'unreachable' || f.kind === 'timeout',
   };
 }

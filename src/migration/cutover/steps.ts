@@ -53,6 +53,10 @@ export const CUTOVER_KEY = {
   totalMs: 'cutover-total-ms',
   timings: 'cutover-timings',
   fenceLsn: 'cutover-fence-lsn',
+  /** When the source was made read-only (first write refused). */
+  fencedAt: 'cutover-fenced-at',
+  /** When in-flight transactions were done and the fence position taken: no write is accepted after it. */
+  fenceCompleteAt: 'cutover-fence-complete-at',
   log: 'cutover-log',
   productionIp: 'vip-production-ip',
   targetIp: 'vip-target-ip',

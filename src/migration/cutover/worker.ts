@@ -17,7 +17,7 @@ import { settleAll, sleep } from '../parallel';
 import { updateStateFile } from '../state-files';
 import { setDefaultReadOnly, transactionsBefore, terminate, currentLsn } from '../../pg/fence';
 import { readSlot, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
-import { setSubscriptionEnabled, readSubscription, dropSubscription } from '../../pg/subscription';
+import { setSubscriptionEnabled, readSubscription, dropSubscription, refreshSubscription } from '../../pg/subscription';
 import { dropPublication } from '../../pg/publication';
 import { dropCaptureTrigger } from '../../pg/ddl-replication';
 import { readSequences, writeSequences, sequenceMismatches } from '../../pg/sequences';
@@ -106,8 +106,20 @@ export class CutoverRun {
     const t0 = Date.now();
     this.log.info(`cutover step ${STEPS.indexOf(step) + 1}/${STEPS.length}: ${step}`);
     await fn();
+    await this.pauseForFaultInjection(step);
     this.timings[step] = Date.now() - t0;
     this.log.info(`cutover step ${step} done in ${this.timings[step]} ms`);
+  }
+
+  /**
+   * Fault injection for the test suite: PGTWIN_MIGRATE_TEST_PAUSE_AT=<step>
+   * holds the worker right after that step's work, so a test can kill it
+   * exactly there. Never set in production.
+   */
+  private async pauseForFaultInjection(step: Step): Promise<void> {
+    if (process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT !== step) return;
+    this.log.warn(`cutover: paused after step ${step} (PGTWIN_MIGRATE_TEST_PAUSE_AT)`);
+    for (;;) await sleep(1_000);
   }
 
   private async eachDatabase(what: string, fn: (o: DatabaseObjects) => Promise<void>): Promise<void> {
@@ -201,16 +213,34 @@ export class CutoverRun {
         throw new CutoverAbort(`Database list changed during migration (${parts.join('; ')}); expected ${recorded.join(',')}`);
       }
     }
-    const healths = (await observeAll(this.plan)).map((v) => assessDatabase(v, { expectEnabled: true, lagThreshold: this.plan.cfg.lag_threshold }));
-    for (const h of healths) {
-      const db = JSON.stringify(h.database);
-      if (h.state === 'broken') throw new CutoverAbort(`not ready: ${h.problem}`);
-      if (h.state !== 'streaming') throw new CutoverAbort(`not ready: ${db} is ${h.state} (tables ${h.tablesReady}/${h.tablesTotal})`);
-      if (h.lagBytes === null || h.lagBytes > this.plan.cfg.lag_threshold) {
-        throw new CutoverAbort(`not ready: ${db} lags ${h.lagBytes ?? 'an unknown number of'} bytes, more than lag_threshold=${this.plan.cfg.lag_threshold}`);
+    // Structural problems stop the cutover at once; lag and a running copy are
+    // waited out (up to sync_timeout), as writes keep arriving until the fence.
+    const until = Date.now() + this.plan.cfg.sync_timeout * 1000;
+    let lastReport = 0;
+    for (;;) {
+      if (this.stopRequested) throw new CutoverAbort('a stop of the resource interrupted the cutover');
+      const healths = (await observeAll(this.plan)).map((v) => assessDatabase(v, { expectEnabled: true, lagThreshold: this.plan.cfg.lag_threshold }));
+      const waiting: string[] = [];
+      for (const h of healths) {
+        const db = JSON.stringify(h.database);
+        if (h.state === 'broken') throw new CutoverAbort(`not ready: ${h.problem}`);
+        if (h.ddlNotReplayed > 0) throw new CutoverAbort(`not ready: ${db} has ${h.ddlNotReplayed} DDL statement(s) not replayed on the target`);
+        if (h.missingOnTarget.length > 0) throw new CutoverAbort(`not ready: ${db} has published tables missing on the target`);
+        if (h.state !== 'streaming') waiting.push(`${db} is ${h.state} (tables ${h.tablesReady}/${h.tablesTotal})`);
+        else if (h.needsRefresh) {
+          waiting.push(`${db} waits for new tables to be copied`);
+          const o = this.dbs.find((x) => x.token === h.token)!;
+          await refreshSubscription(await this.sessions.get(o, 'target'), o.forwardSub);
+        }
+        else if (h.lagBytes === null || h.lagBytes > this.plan.cfg.lag_threshold) waiting.push(`${db} lags ${h.lagBytes ?? '?'} bytes`);
       }
-      if (h.ddlNotReplayed > 0) throw new CutoverAbort(`not ready: ${db} has ${h.ddlNotReplayed} DDL statement(s) not replayed on the target`);
-      if (h.needsRefresh || h.missingOnTarget.length > 0) throw new CutoverAbort(`not ready: ${db} has published tables the subscription lacks`);
+      if (waiting.length === 0) break;
+      if (Date.now() > until) throw new CutoverAbort(`not ready within sync_timeout=${this.plan.cfg.sync_timeout}s: ${waiting.join(', ')}`);
+      if (Date.now() - lastReport > 5_000) {
+        lastReport = Date.now();
+        this.log.info(`cutover: waiting until every database is ready (lag under lag_threshold=${this.plan.cfg.lag_threshold}): ${waiting.join(', ')}`);
+      }
+      await sleep(200);
     }
     // Open every session now: the read-only window should not pay for connections.
     await this.eachDatabase('connecting', async (o) => {
@@ -239,7 +269,11 @@ export class CutoverRun {
       await terminate(c, open.map((t) => t.pid));
     }
     this.fenceLsn = await currentLsn(c);
-    await this.record({ [CUTOVER_KEY.fenceLsn]: this.fenceLsn });
+    await this.record({
+      [CUTOVER_KEY.fenceLsn]: this.fenceLsn,
+      [CUTOVER_KEY.fencedAt]: new Date(this.fencedAt).toISOString(),
+      [CUTOVER_KEY.fenceCompleteAt]: new Date().toISOString(),
+    });
     this.log.info(`cutover: writes fenced on the source at ${this.fenceLsn}`);
   }
 

@@ -1,0 +1,94 @@
+/**
+ * A steady write load, one client per database, recording every write and
+ * its result with the time it was sent and acknowledged.
+ */
+import pg from 'pg';
+import { randomUUID } from 'node:crypto';
+import type { RigServer } from './rig';
+
+export interface WriteRecord {
+  readonly database: string;
+  /** Port of the server the write went to. */
+  readonly port: number;
+  readonly token: string;
+  readonly sentAt: number;
+  readonly doneAt: number;
+  readonly ok: boolean;
+  readonly sqlstate: string | undefined;
+}
+
+export class Writer {
+  readonly records: WriteRecord[] = [];
+  private running = true;
+  private loops: Promise<void>[] = [];
+
+  /**
+   * `route` says where writes go now: an application follows the production
+   * VIP, so after a cutover its writes reach the new primary.
+   */
+  constructor(
+    private readonly route: () => RigServer,
+    private readonly databases: readonly string[],
+    private readonly table: string,
+    private readonly perSecondEach: number,
+  ) {}
+
+  start(): this {
+    this.loops = this.databases.map((db) => this.loop(db));
+    return this;
+  }
+
+  /** Through the server's socket, as an application on the host would connect. */
+  private async connect(db: string, server: RigServer): Promise<pg.Client | undefined> {
+    const c = new pg.Client({ host: server.socket, port: server.port, user: 'postgres', database: db, application_name: 'test-writer' });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return c;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async loop(db: string): Promise<void> {
+    const gap = 1000 / this.perSecondEach;
+    let server = this.route();
+    let client = await this.connect(db, server);
+    while (this.running) {
+      const t0 = Date.now();
+      const token = randomUUID();
+      const now = this.route();
+      if (now !== server) {
+        await client?.end().catch(() => undefined);
+        server = now;
+        client = undefined;
+      }
+      if (!client) client = await this.connect(db, server);
+      if (client) {
+        try {
+          await client.query(`INSERT INTO ${this.table} (token) VALUES ($1)`, [token]);
+          this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: true, sqlstate: undefined });
+        } catch (err) {
+          const sqlstate = (err as { code?: string }).code;
+          this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: false, sqlstate });
+          if (sqlstate !== '25006') {
+            await client.end().catch(() => undefined);
+            client = undefined;
+          }
+        }
+      }
+      const wait = gap - (Date.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await client?.end().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  acknowledged(db?: string): WriteRecord[] {
+    return this.records.filter((r) => r.ok && (db === undefined || r.database === db));
+  }
+}
