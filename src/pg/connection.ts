@@ -74,7 +74,8 @@ function clientConfig(ep: Endpoint, database: string, opts: ConnectOptions, ssl:
       return found.password;
     },
     connectionTimeoutMillis: opts.timeoutMs,
-    query_timeout: opts.timeoutMs,
+    // The server's statement_timeout answers first; the client's own limit is the backstop.
+    query_timeout: (opts.statementTimeoutMs ?? opts.timeoutMs) + 2_000,
     statement_timeout: opts.statementTimeoutMs ?? opts.timeoutMs,
     application_name: opts.applicationName ?? 'pgtwin-migrate',
     // The agent's own DDL (its schema, triggers) is never captured for replay.

@@ -162,7 +162,7 @@ describe('cutover under Pacemaker with continuous writes', () => {
     }
     // Forward replication is gone: no forward subscription, and no forward slot retaining WAL on the source.
     for (const d of DBS) {
-      expect(await sql(m.target, d, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%'")).toEqual([]);
+      expect(await sql(m.target, d, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
       expect(await sql(m.source, d, "SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgtwin_migrate_forward_slot%' AND database = current_database()")).toEqual([]);
     }
     const ro = await sql<{ v: string }>(m.source, DBS[0]!, "SELECT current_setting('default_transaction_read_only') AS v");
@@ -173,7 +173,7 @@ describe('cutover under Pacemaker with continuous writes', () => {
     const r = await m.run('start');
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/completed at .*; nothing to create/);
-    expect(await sql(m.target, DBS[0]!, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%'")).toEqual([]);
+    expect(await sql(m.target, DBS[0]!, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
     expect((await m.run('stop')).code).toBe(0);
   });
 });
