@@ -25,13 +25,20 @@ function asUser(args: string[], env: Record<string, string> = {}): string {
   });
 }
 
-export async function startTempCluster(name: string, opts: { major?: 17 | 18 | 15; settings?: Record<string, string> } = {}): Promise<TempCluster> {
+export interface TempClusterOptions {
+  major?: 17 | 18 | 15;
+  settings?: Record<string, string>;
+  /** A fixed TCP port, so test files running at the same time never pick the same one (default: 54400 upwards). */
+  port?: number;
+}
+
+export async function startTempCluster(name: string, opts: TempClusterOptions = {}): Promise<TempCluster> {
   const r = rig();
   const base = r.servers[`pg${opts.major ?? 17}`];
   const dir = `${r.dir}/tmp/${name}`;
   const data = `${dir}/data`;
   const socket = `${dir}/run`;
-  const port = nextPort++;
+  const port = opts.port ?? nextPort++;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(socket, { recursive: true });
   execFileSync('chown', ['-R', `${r.user}:`, dir]);
