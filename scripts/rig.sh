@@ -20,7 +20,7 @@ NODE=$(uname -n)
 OCF_DIR=/usr/lib/ocf/resource.d
 FIXTURE_PROVIDER=pgtwin-test
 APT_PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh resource-agents libxml2-utils
-  postgresql-15 postgresql-client-15 rsync man-db hyperfine)
+  postgresql-15 postgresql-client-15 man-db hyperfine)
 
 say() { printf 'rig: %s\n' "$*" >&2; }
 die() { printf 'rig: error: %s\n' "$*" >&2; exit 1; }
@@ -394,7 +394,7 @@ cmd_standby_up() {
   label="$RIG_DIR/run/pg17-standby.label"
   psql_as_admin 17 -At >/dev/null <<EOF
 SELECT pg_backup_start('pgtwin-rig-standby', true);
-\! rsync -a --exclude=postmaster.pid --exclude=postmaster.opts --exclude='pg_wal/*' --exclude='pg_replslot/*' --exclude=postgresql.auto.conf '$RIG_DIR/data/pg17/' '$data/'
+\! tar -C '$RIG_DIR/data/pg17' --exclude=./postmaster.pid --exclude=./postmaster.opts --exclude='./pg_wal/*' --exclude='./pg_replslot/*' --exclude=./postgresql.auto.conf -cf - . | tar -C '$data' -xf -
 \o $label
 SELECT labelfile FROM pg_backup_stop(false);
 \o

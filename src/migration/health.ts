@@ -64,8 +64,9 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
   };
   const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
 
-  if (!view.source.ok) return broken(view.source.error.message);
-  if (!view.target.ok) return broken(view.target.error.message);
+  // A failure to reach a side already names the server and the database.
+  if (!view.source.ok) return { ...base, state: 'broken', problem: view.source.error.message };
+  if (!view.target.ok) return { ...base, state: 'broken', problem: view.target.error.message };
   if (!sub) return broken(`subscription ${objects.forwardSub} is missing on the target`);
   if (!src!.publication) return broken(`publication ${objects.forwardPub} is missing on the source`);
   if (!slot) return broken(`replication slot ${objects.forwardSlot} is missing on the source (slot lost)`);

@@ -59,7 +59,9 @@ export interface ResourceState {
 export async function resourceState(id: string): Promise<ResourceState> {
   const doc = parseXml((await exec('crm_mon', ['-1', '--output-as=xml', '--inactive'], { env, maxBuffer: 16 << 20 })).stdout);
   const rsc = findFirst(doc, (e) => e.tag === 'resource' && e.attrs.id === id);
-  const failures = findAll(doc, (e) => e.tag === 'failure' && (e.attrs.op_key ?? '').startsWith(`${id}_`)).map((f) => f.attrs.exitreason ?? f.attrs.exitstatus ?? '');
+  // crm_mon's XML escapes exit reasons once more than its text output does.
+  const unescape = (t: string) => t.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const failures = findAll(doc, (e) => e.tag === 'failure' && (e.attrs.op_key ?? '').startsWith(`${id}_`)).map((f) => unescape(f.attrs.exitreason ?? f.attrs.exitstatus ?? ''));
   return { role: rsc?.attrs.role ?? 'absent', failed: rsc?.attrs.failed === 'true', failures };
 }
 
