@@ -1,8 +1,9 @@
 /**
  * The human commands run the same library functions as the OCF actions.
- * Their parameters come from the migration resource in the CIB (the one
- * named by --resource, or the only pgtwin-migrate primitive there), with
- * OCF_RESKEY_* variables of the environment taking precedence.
+ * Their parameters come from OCF_RESKEY_* variables when those are set, or
+ * from the migration resource in the CIB (the one named by --resource, or
+ * the only pgtwin-migrate primitive there); with --resource, variables of
+ * the environment override the CIB's values.
  */
 import { readOcfEnv } from '../ocf/env';
 import { Logger, setLogger } from '../ocf/log';
@@ -50,7 +51,8 @@ async function paramsFromCib(resource: string | undefined, timeoutMs: number): P
 
 export async function cliContext(action: string, opts: CliOptions): Promise<ActionContext> {
   const hasEnvParams = Object.keys(process.env).some((k) => k.startsWith('OCF_RESKEY_') && !k.startsWith('OCF_RESKEY_CRM_meta'));
-  const fromCib = await paramsFromCib(opts.resource, 10_000);
+  // Parameters in the environment describe the migration completely; the CIB is read only when asked (--resource) or needed.
+  const fromCib = opts.resource || !hasEnvParams ? await paramsFromCib(opts.resource, 10_000) : undefined;
   if (!fromCib && !hasEnvParams) {
     throw new OcfError(OCF.ERR_CONFIGURED, `no ${AGENT_NAME} resource in the CIB and no OCF_RESKEY_* variables; pass --resource or set the parameters`);
   }

@@ -21,7 +21,7 @@ import {
 import { slotExists, readSlot } from '../pg/slots';
 import { installDdlSchema, ensureCaptureTrigger, dropCaptureTrigger, dropAgentSchema, hasAgentSchema, clearDdlLog } from '../pg/ddl-replication';
 import { findPgDump, dumpSchema, applySchema } from '../pg/schema';
-import { PgFailure } from '../pg/errors';
+import { PgFailure, publisherFailure } from '../pg/errors';
 import { serverMajor } from '../pg/server';
 import { sleep } from './parallel';
 
@@ -161,7 +161,7 @@ async function create(
         if (r.remoteSlotLeft) log.warn(`${db}: slot ${r.remoteSlotLeft} is left on the source: ${r.publisherError}`);
       },
     });
-    await withStandbySnapshots(plan, objects, () =>
+    await withStandbySnapshots(plan, objects, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
         conninfo: forwardConninfo(plan, objects),
@@ -171,6 +171,10 @@ async function create(
         copyData: true,
         createSlot: true,
         subscriberMajor: targetMajor,
+      }).catch((err: unknown) => {
+        if (!/publisher|could not connect|connection to server/i.test(String((err as Error)?.message))) throw err;
+        const failure = publisherFailure(err, `${db}: the target's server`, `the source at ${cfg.source_replication_vip}:${cfg.sourcePort}`);
+        throw new PgFailure(failure.kind, `${failure.message}; check source_replication_vip and the target server's .pgpass`, failure.sqlstate);
       }),
     );
     log.info(`${db}: forward replication created (${objects.forwardPub} → ${objects.forwardSub}, slot ${objects.forwardSlot}); initial copy running`);

@@ -29,12 +29,22 @@ export interface DatabaseHealth {
   /** Published tables the subscription lacks and the target has no table for. */
   readonly missingOnTarget: readonly TableName[];
   readonly applyErrors: number;
+  readonly syncErrors: number;
+  /** Table copies failed while the initial copy runs (since the last monitor, when it recorded the count). */
+  readonly copyFailures: number;
+}
+
+export interface ErrorCounts {
+  readonly apply: number;
+  readonly sync: number;
 }
 
 export interface AssessOptions {
   /** The forward subscriptions are expected to run (false while a cutover has disabled them). */
   readonly expectEnabled: boolean;
   readonly lagThreshold: number;
+  /** The subscription's error counters as the last monitor saw them, when it recorded them. */
+  readonly previousErrors?: ErrorCounts;
 }
 
 export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
@@ -60,7 +70,9 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     ddlLatest: tgt?.ddl?.latest ? `${tgt.ddl.latest.command}: ${tgt.ddl.latest.reason}` : undefined,
     needsRefresh: drift !== undefined && drift.missingOnTarget.length === 0 && (drift.notSubscribed.length > 0 || drift.noLongerPublished.length > 0),
     missingOnTarget: drift?.missingOnTarget ?? [],
-    applyErrors: (sub?.applyErrorCount ?? 0) + (sub?.syncErrorCount ?? 0),
+    applyErrors: sub?.applyErrorCount ?? 0,
+    syncErrors: sub?.syncErrorCount ?? 0,
+    copyFailures: 0,
   };
   const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
 
@@ -75,11 +87,21 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     if (opts.expectEnabled) return broken(`subscription ${objects.forwardSub} is disabled`);
     return { ...base, state: 'paused', problem: undefined };
   }
+  // Counters only grow; a smaller value means the statistics were reset.
+  const grew = (now: number, before: number | undefined) => (before === undefined || now < before ? 0 : now - before);
+  const prev = opts.previousErrors;
   if (sub.workerPid === null) {
-    const errors = base.applyErrors > 0 ? ` (${base.applyErrors} apply/sync errors; see the target's log)` : '';
+    const errors = base.applyErrors + base.syncErrors > 0 ? ` (${base.applyErrors + base.syncErrors} apply/sync errors; see the target's log)` : '';
     return broken(`apply worker of ${objects.forwardSub} is not running${errors}`);
   }
-  if (sub.tablesTotal > 0 && sub.tablesReady < sub.tablesTotal) return { ...base, state: 'copying', problem: undefined };
+  const newApplyErrors = grew(base.applyErrors, prev?.apply);
+  if (newApplyErrors > 0) {
+    return broken(`apply worker of ${objects.forwardSub} failed ${newApplyErrors} time(s) since the last monitor; see the target's PostgreSQL log`);
+  }
+  if (sub.tablesTotal > 0 && sub.tablesReady < sub.tablesTotal) {
+    const copyFailures = prev ? grew(base.syncErrors, prev.sync) : base.syncErrors;
+    return { ...base, state: 'copying', problem: undefined, copyFailures };
+  }
   return { ...base, state: 'streaming', problem: undefined };
 }
 
@@ -94,6 +116,13 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
     const first = broken[0]!.problem!;
     const reason = broken.length === 1 ? first : `${broken.length} of ${healths.length} databases broken; ${first}`;
     return { code: OCF.ERR_GENERIC, reason };
+  }
+  const copy = healths.find((h) => h.copyFailures > 0);
+  if (copy) {
+    return {
+      code: OCF.DEGRADED,
+      reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the target's PostgreSQL log`,
+    };
   }
   // A DDL statement not replayed usually explains a missing table: name it first.
   const ddl = healths.find((h) => h.ddlNotReplayed > 0);

@@ -51,7 +51,7 @@ function failureFinding(err: unknown, where: string): Finding {
   return {
     level: 'error',
     where,
-    what: f.message.startsWith(where) ? f.message.slice(where.length + 2) : f.message,
+    what: f.message.startsWith(`${where}: `) ? f.message.slice(where.length + 2) : f.message,
     fix: f.kind === 'sql' ? 'see the PostgreSQL log there' : '',
     unreachable: f.kind === 'unreachable' || f.kind === 'timeout',
   };
@@ -90,6 +90,24 @@ function serverFindings(where: string, side: 'source' | 'target', s: ServerFacts
   return out;
 }
 
+/**
+ * A session for the server-wide checks: the first listed database that
+ * exists there (a missing one is reported by the database check, once).
+ */
+async function serverSession(ep: Endpoint, dbs: readonly string[], plan: Plan, findings: Finding[]): Promise<pg.Client | undefined> {
+  let first: { err: unknown; db: string } | undefined;
+  for (const db of dbs) {
+    try {
+      return await connect(ep, db, connectOptions(plan));
+    } catch (err) {
+      first ??= { err, db };
+      if (!(err instanceof PgFailure && err.kind === 'no-database')) break;
+    }
+  }
+  if (first) findings.push(failureFinding(first.err, describe(ep, first.db)));
+  return undefined;
+}
+
 async function tryConnect(ep: Endpoint, db: string, plan: Plan, findings: Finding[]): Promise<pg.Client | undefined> {
   try {
     return await connect(ep, db, connectOptions(plan));
@@ -122,22 +140,23 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
   const { cfg } = plan;
   const findings: Finding[] = [];
   const dbs = cfg.databaseList;
-  const first = dbs[0]!;
   const sWhere = describe(plan.sourcePrimary);
   const tWhere = describe(plan.targetPrimary);
 
   findings.push(...passfileFindings(plan.sourcePrimary, dbs), ...passfileFindings(plan.targetPrimary, dbs));
 
-  // Server-wide facts, through the first database on each side.
-  const [sc, tc] = await Promise.all([tryConnect(plan.sourcePrimary, first, plan, findings), tryConnect(plan.targetPrimary, first, plan, findings)]);
+  // Server-wide facts, through the first database each side has.
+  const [sc, tc] = await Promise.all([serverSession(plan.sourcePrimary, dbs, plan, findings), serverSession(plan.targetPrimary, dbs, plan, findings)]);
   let source: ServerFacts | undefined;
   let target: ServerFacts | undefined;
+  const missing = new Set<string>();
   try {
     if (sc) {
       source = await serverFacts(sc);
       findings.push(...serverFindings(sWhere, 'source', source, dbs.length, plan));
       const have = await existingDatabases(sc, dbs);
       for (const db of dbs.filter((d) => !have.has(d))) {
+        missing.add(db);
         findings.push({ level: 'error', where: sWhere, what: `database ${JSON.stringify(db)} does not exist`, fix: 'fix databases or create it' });
       }
     }
@@ -146,6 +165,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
       findings.push(...serverFindings(tWhere, 'target', target, dbs.length, plan));
       const have = await existingDatabases(tc, dbs);
       for (const db of dbs.filter((d) => !have.has(d))) {
+        missing.add(db);
         findings.push({ level: 'error', where: tWhere, what: `database ${JSON.stringify(db)} does not exist`, fix: `create it on the target first (createdb ${JSON.stringify(db)})` });
       }
     }
@@ -158,12 +178,12 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
     findings.push({ level: 'error', where: tWhere, what: `target runs PostgreSQL ${target.major}, older than the source's ${source.major}`, fix: 'migrate to the same or a newer major version' });
   }
   if (cfg.source_node_role === 'Unpromoted') {
-    findings.push(...(await standbyFindings(plan, first, source)));
+    findings.push(...(await standbyFindings(plan, dbs.find((d) => !missing.has(d)) ?? dbs[0]!, source)));
   }
   if (findings.some((f) => f.level === 'error')) return { findings, source, target, databases: new Map() };
 
   const databases = new Map<string, DatabaseFacts>();
-  const perDb = await settleAll(cfg.objects, 8, async (objects) => {
+  const perDb = await settleAll(cfg.objects.filter((o) => !missing.has(o.database)), 8, async (objects) => {
     const f: Finding[] = [];
     const facts = await databaseChecks(plan, objects, f);
     if (facts) databases.set(objects.database, facts);

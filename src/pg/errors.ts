@@ -71,10 +71,13 @@ export function classify(err: unknown, where: string): PgFailure {
     return new PgFailure('auth', `${where}: ${raw}; check the user and its .pgpass entry`, state);
   }
   if (state === SQLSTATE.INVALID_CATALOG_NAME) {
-    return new PgFailure('no-database', `${where}: ${raw}; create the database there (createdb)`, state);
+    return new PgFailure('no-database', `${where}: does not exist; create it there (createdb)`, state);
   }
   if (state === SQLSTATE.QUERY_CANCELED) {
     return new PgFailure('timeout', `${where}: statement timed out (${raw})`, state);
+  }
+  if (state?.startsWith('08')) {
+    return new PgFailure('unreachable', `${where}: ${raw}`, state);
   }
   if (state === SQLSTATE.ADMIN_SHUTDOWN || state === SQLSTATE.CANNOT_CONNECT_NOW) {
     return new PgFailure('unreachable', `${where}: ${raw}; the server is shutting down or starting`, state);
@@ -83,4 +86,24 @@ export function classify(err: unknown, where: string): PgFailure {
     return new PgFailure('unreachable', `${where}: connection lost (${raw})`);
   }
   return new PgFailure('sql', `${where}: ${raw}`, state);
+}
+
+/**
+ * A subscriber's server failed to reach its publisher (CREATE SUBSCRIPTION,
+ * DROP SUBSCRIPTION): says which side cannot reach which address, and why,
+ * in words a DBA can act on.
+ */
+export function publisherFailure(err: unknown, who: string, address: string): PgFailure {
+  const raw = String((err as Error)?.message ?? err);
+  const reasons: Array<[RegExp, string, FailureKind]> = [
+    [/Connection refused/i, 'connection refused', 'unreachable'],
+    [/timeout expired|timed out/i, 'timed out', 'unreachable'],
+    [/could not translate host name|Name or service not known/i, 'host name does not resolve', 'unreachable'],
+    [/no password supplied/i, "no password for it in that server's own password file", 'no-password'],
+    [/password authentication failed/i, 'password authentication failed', 'auth'],
+    [/does not exist/i, 'the database does not exist there', 'no-database'],
+  ];
+  const hit = reasons.find(([re]) => re.test(raw));
+  const why = hit ? hit[1] : raw.split('\n')[0]!.slice(0, 80);
+  return new PgFailure(hit ? hit[2] : 'sql', `${who} cannot reach ${address}: ${why}`, sqlState(err));
 }

@@ -90,9 +90,14 @@ export function dumpPattern(t: TableName): string {
 
 /** The shell command a DBA would run to create the missing tables by hand. */
 export function schemaCopyCommand(source: Endpoint, target: Endpoint, database: string, tables: readonly TableName[]): string {
-  const ts = tables.map((t) => `-t '${dumpPattern(t).replace(/'/g, `'\\''`)}'`).join(' ');
-  const db = `'${database.replace(/'/g, `'\\''`)}'`;
-  return `pg_dump -s -h ${source.host} -p ${source.port} -U ${source.user} ${ts} -d ${db} | psql -h ${target.host} -p ${target.port} -U ${target.user} -d ${db}`;
+  const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const ts = tables.map((t) => `-t ${sh(dumpPattern(t))}`).join(' ');
+  const db = sh(database);
+  // pg_dump -t leaves out CREATE SCHEMA: create the schemas first, and stop at the first error.
+  const schemas = [...new Set(tables.map((t) => t.schema))].filter((s) => s !== 'public');
+  const create = schemas.map((s) => `echo ${sh(`CREATE SCHEMA IF NOT EXISTS "${s.replace(/"/g, '""')}";`)}; `).join('');
+  const dump = `pg_dump -s -h ${source.host} -p ${source.port} -U ${source.user} ${ts} -d ${db}`;
+  return `{ ${create}${dump}; } | psql -v ON_ERROR_STOP=1 -h ${target.host} -p ${target.port} -U ${target.user} -d ${db}`;
 }
 
 /**

@@ -129,7 +129,9 @@ describe('schema copy (PostgreSQL 15 → 18)', () => {
     const db = 'sc_never';
     let m: Migration;
     let start: AgentResult;
-    const command = `pg_dump -s -h ${NODE} -p ${PG15.port} -U pgmigrate -t '"public"."customers"' -t '"public"."orders"' -t '"sales"."regions"' -d '${db}' | psql -h ${NODE} -p ${PG18.port} -U pgmigrate -d '${db}'`;
+    const command =
+      `{ echo 'CREATE SCHEMA IF NOT EXISTS "sales";'; pg_dump -s -h ${NODE} -p ${PG15.port} -U pgmigrate -t '"public"."customers"' -t '"public"."orders"' -t '"sales"."regions"' -d '${db}'; }` +
+      ` | psql -v ON_ERROR_STOP=1 -h ${NODE} -p ${PG18.port} -U pgmigrate -d '${db}'`;
     beforeAll(async () => {
       m = await migration('migration-sc-never', db, { schema_copy: 'never', target_pg_bindir: BIN15 });
       start = await m.run('start');
@@ -166,7 +168,8 @@ describe('schema copy (PostgreSQL 15 → 18)', () => {
         r,
         6,
         `target primary ${NODE}:${PG18.port} database "${db}": 2 of 3 published table(s) missing: public.orders, sales.regions; create them first: ` +
-          `pg_dump -s -h ${NODE} -p ${PG15.port} -U pgmigrate -t '"public"."orders"' -t '"sales"."regions"' -d '${db}' | psql -h ${NODE} -p ${PG18.port} -U pgmigrate -d '${db}'`,
+          `{ echo 'CREATE SCHEMA IF NOT EXISTS "sales";'; pg_dump -s -h ${NODE} -p ${PG15.port} -U pgmigrate -t '"public"."orders"' -t '"sales"."regions"' -d '${db}'; }` +
+          ` | psql -v ON_ERROR_STOP=1 -h ${NODE} -p ${PG18.port} -U pgmigrate -d '${db}'`,
       );
     }
     // Never a partial copy: the target is as it was.

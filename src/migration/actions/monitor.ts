@@ -13,7 +13,7 @@ import { readMarker } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeDatabase } from '../observe';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
-import { writeHealthStateFiles } from '../report';
+import { writeHealthStateFiles, previousErrors } from '../report';
 import { KEY, type Phase } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
 import { withClient } from '../../pg/connection';
@@ -62,13 +62,14 @@ export async function monitor(ctx: ActionContext): Promise<number> {
  * error or a reconnect and a single look would make the monitor flap.
  */
 async function assessAll(plan: Plan, expectEnabled: boolean): Promise<DatabaseHealth[]> {
-  const opts = { expectEnabled, lagThreshold: plan.cfg.lag_threshold };
-  const healths = (await observeAll(plan)).map((v) => assessDatabase(v, opts));
+  const opts = (token: string) => ({ expectEnabled, lagThreshold: plan.cfg.lag_threshold, previousErrors: previousErrors(plan, token) });
+  const healths = (await observeAll(plan)).map((v) => assessDatabase(v, opts(v.objects.token)));
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
   await sleep(2_000);
   await settleAll(retry, 16, async ([, i]) => {
-    healths[i] = assessDatabase(await observeDatabase(plan, plan.cfg.objects[i]!), opts);
+    const o = plan.cfg.objects[i]!;
+    healths[i] = assessDatabase(await observeDatabase(plan, o), opts(o.token));
   });
   return healths;
 }

@@ -14,7 +14,7 @@ import { preflight, formatFinding } from '../preflight';
 import { setupForward } from '../forward';
 import { settleAll, sleep } from '../parallel';
 import { KEY, parseBaseline, diffBaseline, type Phase } from '../cib-state';
-import { writeMarker, writeBaselineFile, updateStateFile } from '../state-files';
+import { writeMarker, writeBaselineFile, updateStateFile, removeBaselineFile, removeStateFiles } from '../state-files';
 import { connect } from '../../pg/connection';
 import { readSubscription } from '../../pg/subscription';
 import { serverMajor } from '../../pg/server';
@@ -80,6 +80,12 @@ export async function start(ctx: ActionContext): Promise<number> {
     ctx.log.err(`start: ${failed[failed.length - 1]}`);
   });
   if (failed.length > 0) {
+    // A first start that set up nothing leaves no record either: the next one starts afresh.
+    if (!recorded && failed.length === plan.cfg.objects.length) {
+      await plan.state.clear().catch((err: Error) => ctx.log.warn(`cannot remove the CIB record: ${err.message}`));
+      removeBaselineFile(plan.stateDir, plan.instance);
+      removeStateFiles(plan.stateDir, plan.cfg.objects.map((o) => o.token));
+    }
     const more = failed.length > 1 ? ` (+${failed.length - 1} more databases failed)` : '';
     throw new OcfError(anyTransient ? OCF.ERR_GENERIC : OCF.ERR_CONFIGURED, `${failed[0]}${more}`);
   }

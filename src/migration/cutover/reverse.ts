@@ -14,7 +14,7 @@ import { dropSlot, readSlot } from '../../pg/slots';
 import { ensureCaptureTrigger, dropCaptureTrigger, hasAgentSchema } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
 import { AGENT_SCHEMA, ident } from '../../pg/sql';
-import { PgFailure } from '../../pg/errors';
+import { PgFailure, publisherFailure } from '../../pg/errors';
 import { sleep } from '../parallel';
 
 export function reverseConninfo(plan: Plan, o: DatabaseObjects): string {
@@ -48,6 +48,10 @@ export async function prepareReverse(plan: Plan, s: Sessions, o: DatabaseObjects
     copyData: false,
     createSlot: true,
     subscriberMajor: await serverMajor(source),
+  }).catch((err: unknown) => {
+    if (!/publisher|could not connect|connection to server/i.test(String((err as Error)?.message))) throw err;
+    const f = publisherFailure(err, `${JSON.stringify(o.database)}: the source's server`, `the target at ${plan.cfg.target_replication_vip}:${plan.cfg.targetPort}`);
+    throw new PgFailure(f.kind, `${f.message}; check target_replication_vip and the source server's .pgpass`, f.sqlstate);
   });
 }
 
