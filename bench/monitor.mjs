@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// Wall time (process start to exit) of one monitor action with 10 and with
+// 100 databases, as Pacemaker runs it. Targets: ≤ 0.4 s and ≤ 2 s median.
+// Needs the rig (make rig-up); creates and removes its own databases.
+import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, fmt } from './lib.mjs';
+
+const RUNS = Number(process.env.RUNS ?? 15);
+const sizes = (process.env.SIZES ?? '10,100').split(',').map(Number);
+const r = rig();
+
+for (const n of sizes) {
+  const dbs = Array.from({ length: n }, (_, i) => `bench_mon_${String(i).padStart(3, '0')}`);
+  await recreateDatabases(r.servers.pg17, dbs);
+  await recreateDatabases(r.servers.pg18, dbs);
+  for (const db of dbs) {
+    for (const s of [r.servers.pg17, r.servers.pg18]) await sql(s, db, 'CREATE TABLE items (id bigserial PRIMARY KEY, v text)');
+    await sql(r.servers.pg17, db, "INSERT INTO items (v) SELECT 'x' FROM generate_series(1, 100)");
+  }
+  const m = migration(`bench-monitor-${n}`, dbs);
+  try {
+    const start = await runAgent(m, ['start']);
+    if (start.code !== 0) throw new Error(`start failed: ${start.stderr}`);
+    await waitSynchronised(r.servers.pg18, dbs);
+    const env = { OCF_RESKEY_CRM_meta_interval: '10000', OCF_RESKEY_CRM_meta_timeout: '30000' };
+    await runAgent(m, ['monitor'], env); // first run warms caches
+    const times = [];
+    for (let i = 0; i < RUNS; i++) {
+      const res = await runAgent(m, ['monitor'], env);
+      if (res.code !== 0) throw new Error(`monitor exited ${res.code}: ${res.stderr}`);
+      times.push(res.ms);
+    }
+    const s = stats(times);
+    console.log(`monitor, ${String(n).padStart(3)} databases: median ${fmt(s.median)}  p10 ${fmt(s.p10)}  p90 ${fmt(s.p90)}  (${s.n} runs)`);
+  } finally {
+    await teardown(m);
+    await dropDatabases(r.servers.pg17, dbs);
+    await dropDatabases(r.servers.pg18, dbs);
+  }
+}
