@@ -14,6 +14,8 @@ const dbs = Array.from({ length: N }, (_, i) => `bench_copy_${String(i).padStart
 const baseDbs = dbs.map((d) => `${d}_plain`);
 const TABLE = 'CREATE TABLE payload (id bigint PRIMARY KEY, body text NOT NULL, created timestamptz NOT NULL DEFAULT now())';
 
+const m = migration('bench-copy', dbs);
+await teardown(m); // what an interrupted earlier run left
 await recreateDatabases(r.servers.pg17, dbs);
 await recreateDatabases(r.servers.pg18, [...dbs, ...baseDbs]);
 for (const db of dbs) await sql(r.servers.pg18, db, TABLE);
@@ -45,7 +47,6 @@ await Promise.all(
 );
 const plain = Date.now() - t0;
 
-const m = migration('bench-copy', dbs);
 try {
   const t1 = Date.now();
   const start = await runAgent(m, ['start']);

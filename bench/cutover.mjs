@@ -74,13 +74,14 @@ function startWriters(dbs) {
 
 async function oneCutover(n, run) {
   const dbs = Array.from({ length: n }, (_, i) => `bench_co_${n}_${String(i).padStart(2, '0')}`);
+  const m = migration(`bench-cutover-${n}-${run}`, dbs, { production_vip_resource: 'postgres-vip', target_vip_resource: 'postgres-vip-18' });
+  await teardown(m); // what an interrupted earlier run left
   await recreateDatabases(r.servers.pg17, dbs);
   await recreateDatabases(r.servers.pg18, dbs);
   for (const db of dbs) {
     for (const s of [r.servers.pg17, r.servers.pg18]) await sql(s, db, 'CREATE TABLE orders (id bigserial PRIMARY KEY, token uuid NOT NULL)');
     await sql(r.servers.pg17, db, 'INSERT INTO orders (token) SELECT gen_random_uuid() FROM generate_series(1, 100)');
   }
-  const m = migration(`bench-cutover-${n}-${run}`, dbs, { production_vip_resource: 'postgres-vip', target_vip_resource: 'postgres-vip-18' });
   try {
     const start = await runAgent(m, ['start']);
     if (start.code !== 0) throw new Error(`start failed: ${start.stderr}`);

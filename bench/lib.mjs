@@ -87,21 +87,24 @@ export function runAgent(m, args, extraEnv = {}) {
   });
 }
 
-/** Waits until every table of every subscription is synchronised ('r'). */
+/** Waits until every table of every subscription is synchronised ('r'); pg_subscription_rel is per database. */
 export async function waitSynchronised(server, databases, timeoutMs = 3_600_000) {
   const until = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await sql(
-      server,
-      'postgres',
-      `SELECT count(*) FILTER (WHERE r.srsubstate <> 'r')::int AS pending, count(*)::int AS total
-         FROM pg_subscription s JOIN pg_subscription_rel r ON r.srsubid = s.oid
-        WHERE s.subname LIKE 'pgtwin_migrate_forward_sub%' AND s.subdbid IN (SELECT oid FROM pg_database WHERE datname = ANY($1))`,
-      [databases],
-    );
-    if (rows[0].total > 0 && rows[0].pending === 0) return;
-    if (Date.now() > until) throw new Error('tables not synchronised in time');
-    await new Promise((r) => setTimeout(r, 100));
+  const pending = new Set(databases);
+  while (pending.size > 0) {
+    for (const db of [...pending]) {
+      const rows = await sql(
+        server,
+        db,
+        `SELECT count(*) FILTER (WHERE r.srsubstate <> 'r')::int AS waiting, count(*)::int AS total
+           FROM pg_subscription s JOIN pg_subscription_rel r ON r.srsubid = s.oid
+          WHERE s.subname LIKE 'pgtwin_migrate_forward_sub%' AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      if (rows[0].total > 0 && rows[0].waiting === 0) pending.delete(db);
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > until) throw new Error(`tables not synchronised in time: ${[...pending].join(', ')}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -38,4 +38,14 @@ await build({
   banner: { js: 'const __pgtwin_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
   logLevel: 'warning',
 });
+// The documentation generator (make docs), from the same parameter table.
+await build({
+  entryPoints: ['scripts/gen-docs.ts'],
+  outfile: 'dist/gen-docs.cjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  logLevel: 'warning',
+});
 console.log(`dist/pgtwin-migrate.cjs: ${stamp}`);

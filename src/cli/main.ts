@@ -12,6 +12,7 @@ import { preflight, formatFinding } from '../migration/preflight';
 import { teardown } from '../migration/teardown';
 import { renderStatus } from './render';
 import { cutoverCommand } from './cutover';
+import { watchStatus } from './watch';
 import { reportFailure } from '../ocf/run-action';
 import { log } from '../ocf/log';
 import { finish, guardExit } from '../ocf/watchdog';
@@ -39,12 +40,19 @@ export async function runCli(argv: string[]): Promise<void> {
     .command(
       'status',
       'per-database state: phase, subscription, tables, copy progress, lag',
-      (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (y) =>
+        y
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+          .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'redraw every --interval seconds (Ctrl-C ends)' })
+          .option('interval', { type: 'number', default: 2, describe: 'seconds between two looks with --watch' }),
       (args) =>
         guarded('status', async () => {
-          const ctx = await cliContext('status', args as Common);
-          const report = await collectStatus(await resolvePlan(ctx, { lenient: true }));
-          process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+          const timeout = args.watch ? Number.MAX_SAFE_INTEGER / 1000 : args.timeout;
+          const ctx = await cliContext('status', { ...(args as Common), timeout });
+          const plan = await resolvePlan(ctx, { lenient: true });
+          if (args.watch) return watchStatus(plan, { json: args.json, intervalS: Math.max(0.5, args.interval) });
+          const report = await collectStatus(plan);
+          process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, { bars: process.stdout.isTTY }));
           return report.databases.some((d) => d.state === 'broken') ? 1 : 0;
         }),
     )

@@ -1,22 +1,32 @@
 /** Plain-text rendering of the status report for people. */
 import type { StatusReport } from '../migration/status';
 import type { DatabaseHealth } from '../migration/health';
-import { formatBytes } from '../migration/health';
+import { formatBytes, copyFraction } from '../migration/health';
 
 function pad(cells: string[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? '')].length)));
   return cells.map((r) => r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join('  ').trimEnd()).join('\n');
 }
 
-export function copyProgress(h: DatabaseHealth): string {
-  if (h.state !== 'copying') return h.tablesTotal === null ? '-' : 'done';
-  if (h.copyTotalBytes && h.copyTotalBytes > 0) {
-    return `${formatBytes(h.copyBytes)} in flight of ${formatBytes(h.copyTotalBytes)}`;
-  }
-  return `${formatBytes(h.copyBytes)} in flight`;
+export function progressBar(fraction: number, width = 20): string {
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
 }
 
-export function renderStatus(r: StatusReport): string {
+export function copyProgress(h: DatabaseHealth, bars: boolean): string {
+  if (h.state !== 'copying') return h.tablesTotal === null ? '-' : 'done';
+  const f = copyFraction(h);
+  const pct = f === null ? '' : `${Math.floor(f * 100)}%`;
+  const size = h.copyTotalBytes ? ` of ${formatBytes(h.copyTotalBytes)}` : '';
+  return bars && f !== null ? `${progressBar(f)} ${pct}${size}` : `${pct}${size}`.trim() || 'copying';
+}
+
+export interface RenderOptions {
+  /** Draw progress bars (a terminal). */
+  readonly bars?: boolean;
+}
+
+export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string {
   const c = r.cib;
   const cutover = c['cutover-state']
     ? `cutover ${c['cutover-state']}: step ${c['cutover-step'] ?? '?'}` +
@@ -31,7 +41,7 @@ export function renderStatus(r: StatusReport): string {
       d.database,
       d.state,
       d.tablesTotal === null ? '-' : `${d.tablesReady}/${d.tablesTotal}`,
-      copyProgress(d),
+      copyProgress(d, opts.bars ?? false),
       formatBytes(d.lagBytes),
       d.lagSeconds === null ? '?' : d.lagSeconds.toFixed(1),
       String(d.ddlNotReplayed),

@@ -22,6 +22,8 @@ export interface DatabaseHealth {
   readonly tablesTotal: number | null;
   readonly copyBytes: number | null;
   readonly copyTotalBytes: number | null;
+  /** Of those, the bytes of tables whose copy is done. */
+  readonly copyDoneBytes: number | null;
   readonly ddlNotReplayed: number;
   readonly ddlLatest: string | undefined;
   /** The subscription lacks published tables that the target has: refresh it. */
@@ -32,6 +34,14 @@ export interface DatabaseHealth {
   readonly syncErrors: number;
   /** Table copies failed while the initial copy runs (since the last monitor, when it recorded the count). */
   readonly copyFailures: number;
+  /** The source's per-database facts were read in this observation. */
+  readonly sourceChecked: boolean;
+  /** The target's per-database facts were read in this observation (else remembered ones stand in). */
+  readonly targetChecked: boolean;
+  /** Tables on the target that the subscription does not have. */
+  readonly unsubscribedTables: number;
+  /** Whether the source has the publication, when it was looked at this time. */
+  readonly publication: boolean | undefined;
 }
 
 export interface ErrorCounts {
@@ -45,6 +55,8 @@ export interface AssessOptions {
   readonly lagThreshold: number;
   /** The subscription's error counters as the last monitor saw them, when it recorded them. */
   readonly previousErrors?: ErrorCounts;
+  /** What the last look at the source's details found, used while they are not read again. */
+  readonly remembered?: { readonly publication?: boolean; readonly missingOnTarget?: readonly TableName[] };
 }
 
 export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
@@ -66,13 +78,18 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     tablesTotal: sub?.tablesTotal ?? null,
     copyBytes: sub ? sub.copyBytes : null,
     copyTotalBytes: src?.publishedBytes ?? null,
+    copyDoneBytes: view.copyDoneBytes ?? null,
     ddlNotReplayed: tgt?.ddl?.notReplayed ?? 0,
-    ddlLatest: tgt?.ddl?.latest ? `${tgt.ddl.latest.command}: ${tgt.ddl.latest.reason}` : undefined,
+    ddlLatest: tgt?.ddl?.latest ? (tgt.ddl.latest.reason ? `${tgt.ddl.latest.command}: ${tgt.ddl.latest.reason}` : tgt.ddl.latest.command) : undefined,
     needsRefresh: drift !== undefined && drift.missingOnTarget.length === 0 && (drift.notSubscribed.length > 0 || drift.noLongerPublished.length > 0),
-    missingOnTarget: drift?.missingOnTarget ?? [],
+    missingOnTarget: drift?.missingOnTarget ?? (view.sourceDetails ? [] : (opts.remembered?.missingOnTarget ?? [])),
     applyErrors: sub?.applyErrorCount ?? 0,
     syncErrors: sub?.syncErrorCount ?? 0,
     copyFailures: 0,
+    sourceChecked: view.sourceDetails && view.source.ok,
+    targetChecked: view.targetDetails && view.target.ok,
+    unsubscribedTables: tgt?.unsubscribedTables ?? 0,
+    publication: src?.publication,
   };
   const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
 
@@ -80,7 +97,7 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
   if (!view.source.ok) return { ...base, state: 'broken', problem: view.source.error.message };
   if (!view.target.ok) return { ...base, state: 'broken', problem: view.target.error.message };
   if (!sub) return broken(`subscription ${objects.forwardSub} is missing on the target`);
-  if (!src!.publication) return broken(`publication ${objects.forwardPub} is missing on the source`);
+  if ((src!.publication ?? opts.remembered?.publication) === false) return broken(`publication ${objects.forwardPub} is missing on the source`);
   if (!slot) return broken(`replication slot ${objects.forwardSlot} is missing on the source (slot lost)`);
   if (slot.invalidated) return broken(`replication slot ${objects.forwardSlot} was invalidated (${slot.invalidated})`);
   if (!sub.enabled) {
@@ -172,4 +189,13 @@ export function summaryLine(healths: readonly DatabaseHealth[]): string {
     copy +
     (ddl > 0 ? `; ${ddl} DDL statement(s) not replayed` : '')
   );
+}
+
+/** How far the initial copy of a database is, 0..1, when it can be told. */
+export function copyFraction(h: Pick<DatabaseHealth, 'state' | 'copyBytes' | 'copyDoneBytes' | 'copyTotalBytes' | 'tablesReady' | 'tablesTotal'>): number | null {
+  if (h.state !== 'copying') return h.tablesTotal === null ? null : 1;
+  if (h.copyTotalBytes && h.copyTotalBytes > 0 && h.copyDoneBytes !== null) {
+    return Math.min(1, (h.copyDoneBytes + (h.copyBytes ?? 0)) / h.copyTotalBytes);
+  }
+  return h.tablesTotal ? (h.tablesReady ?? 0) / h.tablesTotal : null;
 }

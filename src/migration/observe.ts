@@ -1,35 +1,58 @@
 /**
- * Observation: one typed snapshot of both sides of every database, read with
- * one connection per database per side, all databases in parallel, every
+ * Observation: one typed snapshot of both sides of every database, every
  * call bounded. Nothing here decides; health.ts turns snapshots into verdicts.
+ *
+ * Cost matters: monitor runs every 10 s for up to hundreds of databases, and
+ * every connection forks a backend on a production primary. So what the
+ * servers' shared views can tell is read through ONE session per side: all
+ * forward slots on the slot host, all subscriptions (enabled, workers,
+ * errors, copies) on the target. A database gets a session of its own only
+ * when its per-database catalogs must be read (tables synchronised, DDL
+ * report, publication, published tables): when the caller's options ask for
+ * it (the monitor rotates through the databases so each is looked at about
+ * once a minute), or when the shared views call for it (no subscription, a
+ * copy running, nothing remembered yet).
  */
 import type pg from 'pg';
 import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import type { DatabaseObjects } from './names';
-import { connect, describe } from '../pg/connection';
+import { connect, describe, type Endpoint } from '../pg/connection';
 import { classify, PgFailure, sqlState, SQLSTATE } from '../pg/errors';
-import { readSlot, type SlotInfo } from '../pg/slots';
-import { readSubscription, subscriptionTables, type SubscriptionInfo } from '../pg/subscription';
+import { readSlots, type SlotInfo } from '../pg/slots';
+import { readSubscription, readSubscriptionSummaries, subscriptionTables, type SubscriptionInfo, type SubscriptionSummary } from '../pg/subscription';
 import { publicationExists, publishedTables, tableKey, type TableName } from '../pg/publication';
 import { ddlReport, type DdlReport } from '../pg/ddl-replication';
 import { existingTables } from '../pg/schema';
-import { serverMajor } from '../pg/server';
+import { serverMajorOnce } from '../pg/server';
 import { settleAll } from './parallel';
 
 export type Side<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: PgFailure };
 
 export interface SourceView {
-  readonly publication: boolean;
+  /** undefined: not looked at this time. */
+  readonly publication: boolean | undefined;
   readonly slot: SlotInfo | undefined;
-  readonly publishedCount: number;
+  readonly publishedCount: number | undefined;
   /** Bytes of the published tables, while the initial copy runs. */
   readonly publishedBytes: number | undefined;
+  /** The same, per table, while the initial copy runs. */
+  readonly tableBytes: ReadonlyMap<string, number> | undefined;
 }
 
 export interface TargetView {
   readonly subscription: SubscriptionInfo | undefined;
   readonly ddl: DdlReport | undefined;
+  /** Tables on the target the subscription does not have (new ones a refresh would add, or the target's own). */
+  readonly unsubscribedTables: number;
+}
+
+/** Per-database target facts from an earlier look, standing in while they are not read again. */
+export interface RememberedTarget {
+  readonly tablesReady: number;
+  readonly tablesTotal: number;
+  readonly unsubscribedTables: number;
+  readonly ddl: DdlReport;
 }
 
 export interface SubscriptionDrift {
@@ -46,8 +69,25 @@ export interface DatabaseView {
   readonly source: Side<SourceView>;
   readonly target: Side<TargetView>;
   readonly drift: SubscriptionDrift | undefined;
+  /** While copying: bytes (at the source) of the tables already copied. */
+  readonly copyDoneBytes?: number;
+  /** Whether each side's per-database facts were read this time. */
+  readonly sourceDetails: boolean;
+  readonly targetDetails: boolean;
   readonly observedAt: Date;
 }
+
+export interface ObserveOptions {
+  /** Read the source's per-database facts for this database now. */
+  readonly sourceDetails: (o: DatabaseObjects, target: TargetView | undefined) => boolean;
+  /** Read the target's per-database facts for this database now. */
+  readonly targetDetails: (o: DatabaseObjects) => boolean;
+  /** What an earlier look found, for databases not read again. */
+  readonly remembered: (o: DatabaseObjects) => RememberedTarget | undefined;
+}
+
+/** Everything, now (status, the cutover's first look). */
+export const COMPLETE: ObserveOptions = { sourceDetails: () => true, targetDetails: () => true, remembered: () => undefined };
 
 async function attempt<T>(where: string, fn: () => Promise<T>): Promise<Side<T>> {
   try {
@@ -57,34 +97,77 @@ async function attempt<T>(where: string, fn: () => Promise<T>): Promise<Side<T>>
   }
 }
 
-async function readSource(c: pg.Client, objects: DatabaseObjects, wantBytes: () => Promise<boolean>): Promise<SourceView> {
-  const major = await serverMajor(c);
-  // One session runs one statement at a time.
-  const publication = await publicationExists(c, objects.forwardPub);
-  const slot = await readSlot(c, objects.forwardSlot, major);
-  const count = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [objects.forwardPub]);
-  let publishedBytes: number | undefined;
-  if (publication && (await wantBytes())) {
-    const { rows } = await c.query<{ b: string }>(
-      `SELECT coalesce(sum(pg_table_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::text AS b
-         FROM pg_publication_tables WHERE pubname = $1`,
-      [objects.forwardPub],
-    );
-    publishedBytes = Number(rows[0]!.b);
+const key = (ep: Endpoint) => `${ep.host}:${ep.port}`;
+
+/** A session to `ep` through the first listed database it has, for the shared views. */
+async function sharedRead<T>(plan: Plan, ep: Endpoint, fn: (c: pg.Client, major: number) => Promise<T>): Promise<Side<T>> {
+  let failure: PgFailure | undefined;
+  for (const o of plan.cfg.objects) {
+    const r = await attempt(describe(ep, o.database), async () => {
+      const c = await connect(ep, o.database, connectOptions(plan, 8_000));
+      try {
+        return await fn(c, await serverMajorOnce(c, key(ep)));
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    });
+    if (r.ok) return r;
+    failure ??= r.error;
+    if (r.error.kind !== 'no-database') break;
   }
-  return { publication, slot, publishedCount: count.rows[0]!.n, publishedBytes };
+  return { ok: false, error: failure! };
 }
 
-async function readTarget(c: pg.Client, objects: DatabaseObjects): Promise<TargetView> {
-  const major = await serverMajor(c);
-  const subscription = await readSubscription(c, objects.forwardSub, major);
+async function readTarget(plan: Plan, c: pg.Client, objects: DatabaseObjects): Promise<TargetView> {
+  const subscription = await readSubscription(c, objects.forwardSub, await serverMajorOnce(c, key(plan.targetPrimary)));
   let ddl: DdlReport | undefined;
   try {
     ddl = await ddlReport(c);
   } catch (err) {
     if (![SQLSTATE.UNDEFINED_TABLE, SQLSTATE.UNDEFINED_FUNCTION, '3F000'].includes(sqlState(err) as never)) throw err;
   }
-  return { subscription, ddl };
+  return { subscription, ddl, unsubscribedTables: subscription?.unsubscribedTables ?? 0 };
+}
+
+/** A target view from the shared summary and what an earlier look remembered. */
+function composeTarget(summary: SubscriptionSummary, r: RememberedTarget): TargetView {
+  return {
+    subscription: {
+      oid: summary.oid,
+      name: summary.name,
+      enabled: summary.enabled,
+      slotName: null,
+      conninfo: '',
+      publications: [],
+      workerPid: summary.workerPid,
+      lastMsgReceiptTime: null,
+      latestEndTime: null,
+      tablesTotal: r.tablesTotal,
+      tablesReady: r.tablesReady,
+      copyBytes: summary.copyBytes,
+      applyErrorCount: summary.applyErrorCount,
+      syncErrorCount: summary.syncErrorCount,
+      unsubscribedTables: r.unsubscribedTables,
+    },
+    ddl: r.ddl,
+    unsubscribedTables: r.unsubscribedTables,
+  };
+}
+
+async function readSourceDetails(c: pg.Client, objects: DatabaseObjects, copying: boolean): Promise<Omit<SourceView, 'slot'>> {
+  const publication = await publicationExists(c, objects.forwardPub);
+  const count = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [objects.forwardPub]);
+  let tableBytes: Map<string, number> | undefined;
+  if (publication && copying) {
+    const { rows } = await c.query<{ schemaname: string; tablename: string; b: string }>(
+      `SELECT schemaname, tablename, pg_table_size(format('%I.%I', schemaname, tablename)::regclass)::text AS b
+         FROM pg_publication_tables WHERE pubname = $1`,
+      [objects.forwardPub],
+    );
+    tableBytes = new Map(rows.map((r) => [tableKey({ schema: r.schemaname, table: r.tablename }), Number(r.b)]));
+  }
+  const publishedBytes = tableBytes ? [...tableBytes.values()].reduce((a, b) => a + b, 0) : undefined;
+  return { publication, publishedCount: count.rows[0]!.n, publishedBytes, tableBytes };
 }
 
 /** Published and subscribed table sets differ: which tables, and can the target take them? */
@@ -101,43 +184,106 @@ async function readDrift(source: pg.Client, target: pg.Client, objects: Database
   };
 }
 
-export async function observeDatabase(plan: Plan, objects: DatabaseObjects): Promise<DatabaseView> {
+interface Shared {
+  readonly slots: Side<Map<string, SlotInfo>>;
+  readonly summaries: Side<Map<string, SubscriptionSummary>> | undefined;
+}
+
+async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared, opts: ObserveOptions): Promise<DatabaseView> {
   const db = objects.database;
-  const opts = connectOptions(plan, 8_000);
   const sWhere = describe(plan.slotHost, db);
   const tWhere = describe(plan.targetPrimary, db);
-  const [sc, tc] = await Promise.all([
-    attempt(sWhere, () => connect(plan.slotHost, db, opts)),
-    attempt(tWhere, () => connect(plan.targetPrimary, db, opts)),
-  ]);
+  const summary = shared.summaries?.ok ? shared.summaries.value.get(`${db}\0${objects.forwardSub}`) : undefined;
+  const remembered = opts.remembered(objects);
+  const wantTarget =
+    !shared.summaries?.ok || !summary || !remembered || summary.syncWorkers > 0 || remembered.tablesReady < remembered.tablesTotal || opts.targetDetails(objects);
+  let tc: Side<pg.Client> | undefined;
+  let sc: Side<pg.Client> | undefined;
   try {
-    let resolveCopying!: (copying: boolean) => void;
-    const copying = new Promise<boolean>((r) => (resolveCopying = r));
-    const targetRead = tc.ok ? attempt(tWhere, () => readTarget(tc.value, objects)) : Promise.resolve(tc as Side<TargetView>);
-    void targetRead.then((t) => {
-      const sub = t.ok ? t.value.subscription : undefined;
-      resolveCopying(sub !== undefined && sub.tablesReady < sub.tablesTotal);
-    });
-    const sourceRead = sc.ok ? attempt(sWhere, () => readSource(sc.value, objects, () => copying)) : Promise.resolve(sc as Side<SourceView>);
-    const [source, target] = await Promise.all([sourceRead, targetRead]);
+    let target: Side<TargetView>;
+    if (shared.summaries && !shared.summaries.ok && !wantTarget) target = shared.summaries as Side<never>;
+    else if (!wantTarget) target = { ok: true, value: composeTarget(summary!, remembered!) };
+    else {
+      tc = await attempt(tWhere, () => connect(plan.targetPrimary, db, connectOptions(plan, 8_000)));
+      const conn = tc;
+      target = conn.ok ? await attempt(tWhere, () => readTarget(plan, conn.value, objects)) : (conn as Side<never>);
+    }
+    const tv = target.ok ? target.value : undefined;
+    const sub = tv?.subscription;
+    const copying = sub !== undefined && sub.tablesReady < sub.tablesTotal;
+    const wantSource = shared.slots.ok && (opts.sourceDetails(objects, tv) || !sub || copying);
+    let source: Side<SourceView>;
+    if (!shared.slots.ok) {
+      source = shared.slots as Side<never>;
+    } else if (!wantSource) {
+      source = {
+        ok: true,
+        value: { publication: undefined, slot: shared.slots.value.get(objects.forwardSlot), publishedCount: undefined, publishedBytes: undefined, tableBytes: undefined },
+      };
+    } else {
+      sc = await attempt(sWhere, () => connect(plan.slotHost, db, connectOptions(plan, 8_000)));
+      const conn = sc;
+      const slots = shared.slots.value;
+      source = conn.ok
+        ? await attempt(sWhere, async () => ({ ...(await readSourceDetails(conn.value, objects, copying)), slot: slots.get(objects.forwardSlot) }))
+        : (conn as Side<never>);
+    }
     let drift: SubscriptionDrift | undefined;
-    const sub = target.ok ? target.value.subscription : undefined;
-    if (source.ok && sub && sc.ok && tc.ok && source.value.publishedCount !== sub.tablesTotal) {
-      const d = await attempt(tWhere, () => readDrift(sc.value, tc.value, objects, sub));
+    const published = source.ok ? source.value.publishedCount : undefined;
+    if (sub && sc?.ok && tc?.ok && published !== undefined && (published !== sub.tablesTotal || (tv?.unsubscribedTables ?? 0) > 0)) {
+      const [s, t] = [sc.value, tc.value];
+      const d = await attempt(tWhere, () => readDrift(s, t, objects, sub));
       if (d.ok) drift = d.value;
     }
-    return { objects, source, target, drift, observedAt: new Date() };
+    // Copy progress: bytes of the tables whose copy is done, by their size on the source.
+    let copyDoneBytes: number | undefined;
+    const sizes = source.ok ? source.value.tableBytes : undefined;
+    if (sub && sizes && tc?.ok) {
+      const t = tc.value;
+      const states = await attempt(tWhere, () => subscriptionTables(t, sub.oid));
+      if (states.ok) copyDoneBytes = states.value.filter((x) => x.state === 'r' || x.state === 's').reduce((a, x) => a + (sizes.get(tableKey(x)) ?? 0), 0);
+    }
+    return { objects, source, target, drift, copyDoneBytes, sourceDetails: wantSource, targetDetails: wantTarget, observedAt: new Date() };
   } finally {
-    await Promise.all([sc.ok && sc.value.end().catch(() => undefined), tc.ok && tc.value.end().catch(() => undefined)]);
+    await Promise.all([sc?.ok && sc.value.end().catch(() => undefined), tc?.ok && tc.value.end().catch(() => undefined)]);
   }
 }
 
 /** Every database of the plan, in parallel (bounded), in list order. */
-export async function observeAll(plan: Plan, concurrency = 50): Promise<DatabaseView[]> {
-  const results = await settleAll(plan.cfg.objects, concurrency, (o) => observeDatabase(plan, o));
+export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, concurrency = 50): Promise<DatabaseView[]> {
+  const subs = plan.cfg.objects.map((o) => o.forwardSub);
+  const slotNames = plan.cfg.objects.map((o) => o.forwardSlot);
+  const everything = plan.cfg.objects.every((o) => opts.targetDetails(o));
+  const [slots, summaries] = await Promise.all([
+    sharedRead(plan, plan.slotHost, (c, major) => readSlots(c, slotNames, major)),
+    // When every database is read anyway, the shared summary would add nothing.
+    everything ? Promise.resolve(undefined) : sharedRead(plan, plan.targetPrimary, (c, major) => readSubscriptionSummaries(c, subs, major)),
+  ]);
+  const results = await settleAll(plan.cfg.objects, concurrency, (o) => observeWith(plan, o, { slots, summaries }, opts));
   return results.map((r, i) => {
     if (r.status === 'fulfilled') return r.value;
     const error = classify(r.reason, `database ${JSON.stringify(plan.cfg.objects[i]!.database)}`);
-    return { objects: plan.cfg.objects[i]!, source: { ok: false, error }, target: { ok: false, error }, drift: undefined, observedAt: new Date() };
+    return {
+      objects: plan.cfg.objects[i]!,
+      source: { ok: false, error },
+      target: { ok: false, error },
+      drift: undefined,
+      sourceDetails: false,
+      targetDetails: false,
+      observedAt: new Date(),
+    };
   });
+}
+
+/** One database alone, completely (the monitor's second look). */
+export async function observeOne(plan: Plan, objects: DatabaseObjects): Promise<DatabaseView> {
+  const slots = await attempt(describe(plan.slotHost, objects.database), async () => {
+    const c = await connect(plan.slotHost, objects.database, connectOptions(plan, 8_000));
+    try {
+      return await readSlots(c, [objects.forwardSlot], await serverMajorOnce(c, key(plan.slotHost)));
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+  return observeWith(plan, objects, { slots, summaries: undefined }, COMPLETE);
 }

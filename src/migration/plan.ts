@@ -14,7 +14,7 @@ import type { Deadline } from '../ocf/deadline';
 import { readStatus, cloneNodes, type CloneNodes } from '../cluster/crm-mon';
 import { readResourcesSection, findAttribute } from '../cluster/resources';
 import { ClusterState } from '../cluster/attributes';
-import { findFirst, byTagId, type XmlElement } from '../cluster/xml';
+import { findFirst, type XmlElement } from '../cluster/xml';
 import type { Endpoint, ConnectOptions } from '../pg/connection';
 
 export interface Plan {
@@ -85,7 +85,12 @@ export interface ResolveOptions {
 export async function resolvePlan(ctx: Pick<ActionContext, 'cfg' | 'env' | 'log' | 'deadline'>, opts: ResolveOptions = {}): Promise<Plan> {
   const { cfg, log, deadline } = ctx;
   const step = () => deadline.stepMs(10_000);
-  const [status, resources] = await Promise.all([readStatus(step()), readResourcesSection(step()).catch(() => undefined)]);
+  // The resources are read only to discover a home directory the parameters leave open.
+  const needResources = !cfg.source_pghome || !cfg.target_pghome;
+  const [status, resources] = await Promise.all([
+    readStatus(step()),
+    needResources ? readResourcesSection(step()).catch(() => undefined) : Promise.resolve(undefined),
+  ]);
   const sourceNodes = cloneNodes(status, cfg.source_cluster);
   const targetNodes = cloneNodes(status, cfg.target_cluster);
   if (!sourceNodes && !cfg.source_host) {
@@ -155,6 +160,3 @@ export function connectOptions(plan: Pick<Plan, 'deadline'>, preferredMs = 10_00
   return { timeoutMs: ms, statementTimeoutMs: ms };
 }
 
-export function findCloneElement(resources: XmlElement, id: string): XmlElement | undefined {
-  return findFirst(resources, byTagId('clone', id));
-}

@@ -8,12 +8,13 @@ import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import { connect, describe, type Endpoint } from '../pg/connection';
 import { serverFacts, existingDatabases, type ServerFacts } from '../pg/server';
-import { PgFailure, classify } from '../pg/errors';
+import { PgFailure, classify, type FailureKind } from '../pg/errors';
 import { tablesWithoutIdentity, userTables, existingTables, nonEmptyTables, largeObjectCount, findPgDump, schemaCopyCommand } from '../pg/schema';
 import { tableKey, type TableName } from '../pg/publication';
 import { lookupPassword } from '../pg/pgpass';
 import { settleAll } from './parallel';
 import type { DatabaseObjects } from './names';
+import type { Logger } from '../ocf/log';
 
 export interface Finding {
   readonly level: 'error' | 'warning';
@@ -22,6 +23,31 @@ export interface Finding {
   readonly fix: string;
   /** A connection that failed for lack of reach (transient), not configuration. */
   readonly unreachable?: boolean;
+  /** What kind of failure, when the finding is a failed connection or a missing database. */
+  readonly kind?: FailureKind | 'missing-database';
+  readonly database?: string;
+  /** The server's own words, for the log. */
+  readonly serverMessage?: string;
+}
+
+/**
+ * The lines the seed's troubleshooting guide shows for these failures,
+ * logged beside the agent's own one-line reason so DBAs find them.
+ */
+export function seedLines(f: Finding): Array<['err' | 'warn', string]> {
+  switch (f.kind) {
+    case 'missing-database':
+      return [
+        ['err', `Failed to create subscription for database: ${f.database}`],
+        ['err', `database "${f.database}" does not exist`],
+      ];
+    case 'no-password':
+      return [['warn', 'Could not parse replication user from .pgpass']];
+    case 'auth':
+      return [['err', `connection failed: FATAL: ${f.serverMessage ?? /password authentication failed[^;]*/.exec(f.what)?.[0] ?? 'password authentication failed'}`]];
+    default:
+      return [];
+  }
 }
 
 export const formatFinding = (f: Finding) => `${f.where}: ${f.what}${f.fix ? `; ${f.fix}` : ''}`;
@@ -48,12 +74,15 @@ const list = (tables: readonly TableName[], max = 5) =>
 function failureFinding(err: unknown, where: string): Finding {
   const f = err instanceof PgFailure ? err : classify(err, where);
   // The classified message already says what to do; only plain SQL errors get a pointer.
+  const raw = String((err as Error)?.message ?? '').split('\n')[0];
   return {
     level: 'error',
     where,
     what: f.message.startsWith(`${where}: `) ? f.message.slice(where.length + 2) : f.message,
     fix: f.kind === 'sql' ? 'see the PostgreSQL log there' : '',
     unreachable: f.kind === 'unreachable' || f.kind === 'timeout',
+    kind: f.kind,
+    serverMessage: f.kind === 'auth' && !(err instanceof PgFailure) ? raw : undefined,
   };
 }
 
@@ -129,6 +158,7 @@ function passfileFindings(ep: Endpoint, databases: readonly string[]): Finding[]
   return [
     {
       level: 'warning',
+      kind: 'no-password',
       where,
       what: `${ep.passfile} has no entry for ${ep.host}:${ep.port}:{${missing.slice(0, 3).map((d) => JSON.stringify(d)).join(',')}${missing.length > 3 ? ',…' : ''}}:${ep.user}`,
       fix: 'add the entries (needed unless the server trusts this host)',
@@ -166,7 +196,14 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
       const have = await existingDatabases(tc, dbs);
       for (const db of dbs.filter((d) => !have.has(d))) {
         missing.add(db);
-        findings.push({ level: 'error', where: tWhere, what: `database ${JSON.stringify(db)} does not exist`, fix: `create it on the target first (createdb ${JSON.stringify(db)})` });
+        findings.push({
+          level: 'error',
+          where: tWhere,
+          what: `database ${JSON.stringify(db)} does not exist`,
+          fix: `create it on the target first (createdb ${JSON.stringify(db)})`,
+          kind: 'missing-database',
+          database: db,
+        });
       }
     }
   } catch (err) {
@@ -295,5 +332,13 @@ async function databaseChecks(plan: Plan, objects: DatabaseObjects, findings: Fi
     return undefined;
   } finally {
     await Promise.all([sc?.end().catch(() => undefined), tc?.end().catch(() => undefined)]);
+  }
+}
+
+/** Logs every finding, with the seed's own lines for the failures its guide describes. */
+export function logFindings(log: Logger, findings: readonly Finding[]): void {
+  for (const f of findings) {
+    for (const [level, line] of seedLines(f)) log[level](line);
+    (f.level === 'error' ? log.err : log.warn).call(log, formatFinding(f));
   }
 }

@@ -1,12 +1,81 @@
 /** Writing what monitor and start learned: state files and the summary line. */
 import type { Plan } from './plan';
 import type { DatabaseHealth, ErrorCounts } from './health';
+import type { ObserveOptions } from './observe';
+import type { TableName } from '../pg/publication';
 import { updateStateFile, readStateFile } from './state-files';
+
+/** How long the monitor may go without reading a database's per-database details. */
+export const DETAILS_INTERVAL_MS = 60_000;
+/** Monitors over which the databases due for a look are spread (a monitor runs every 10 s). */
+const SPREAD = 6;
+
+const age = (iso: string | undefined) => {
+  const t = Date.parse(iso ?? '');
+  return Number.isFinite(t) ? Date.now() - t : Number.POSITIVE_INFINITY;
+};
+
+/**
+ * The monitor's observation plan: each database's per-database details
+ * once a minute, the oldest first and at most a sixth of them per monitor
+ * (so a hundred databases never all connect at once); at once whenever the
+ * shared views or the target's tables call for it (see observe.ts).
+ */
+export function leanObservation(plan: Plan): ObserveOptions {
+  const objects = plan.cfg.objects;
+  const quota = Math.ceil(objects.length / SPREAD);
+  const dueBy = (field: string) =>
+    new Set(
+      objects
+        .map((o) => ({ o, a: age(readStateFile(plan.stateDir, o.token)?.[field]) }))
+        .filter((x) => x.a >= DETAILS_INTERVAL_MS)
+        .sort((x, y) => y.a - x.a)
+        .slice(0, quota)
+        .map((x) => x.o.token),
+    );
+  const targetDue = dueBy('target_checked_at');
+  const sourceDue = dueBy('source_checked_at');
+  return {
+    targetDetails: (o) => targetDue.has(o.token),
+    sourceDetails: (o, target) => {
+      if (sourceDue.has(o.token)) return true;
+      const state = readStateFile(plan.stateDir, o.token);
+      return (target?.unsubscribedTables ?? 0) > 0 && String(target?.unsubscribedTables) !== state?.unsubscribed_checked;
+    },
+    remembered: (o) => {
+      const state = readStateFile(plan.stateDir, o.token);
+      const ready = Number(state?.tables_synced);
+      const total = Number(state?.tables_total);
+      if (!state?.target_checked_at || !Number.isFinite(ready) || !Number.isFinite(total)) return undefined;
+      const ddl = Number(state.ddl_not_replayed ?? 0);
+      return {
+        tablesReady: ready,
+        tablesTotal: total,
+        unsubscribedTables: Number(state.unsubscribed_tables ?? 0) || 0,
+        ddl: {
+          notReplayed: Number.isFinite(ddl) ? ddl : 0,
+          latest: state.ddl_latest ? { id: '', command: state.ddl_latest, reason: '' } : undefined,
+        },
+      };
+    },
+  };
+}
 
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {
     try {
       updateStateFile(plan.stateDir, h.token, {
+        ...(h.targetChecked
+          ? { target_checked_at: new Date().toISOString(), unsubscribed_tables: h.unsubscribedTables, ddl_latest: h.ddlLatest ?? '' }
+          : {}),
+        ...(h.sourceChecked
+          ? {
+              source_checked_at: new Date().toISOString(),
+              unsubscribed_checked: h.unsubscribedTables,
+              publication: h.publication,
+              missing_on_target: JSON.stringify(h.missingOnTarget.map((t) => [t.schema, t.table])),
+            }
+          : {}),
         database: h.database,
         phase,
         subscription_state: h.state,
@@ -34,4 +103,21 @@ export function previousErrors(plan: Plan, token: string): ErrorCounts | undefin
   const apply = Number(state.apply_errors);
   const sync = Number(state.sync_errors);
   return Number.isFinite(apply) && Number.isFinite(sync) ? { apply, sync } : undefined;
+}
+
+/** What the last look at a database's source details found (see leanObservation). */
+export function rememberedSource(plan: Plan, token: string): { publication?: boolean; missingOnTarget?: TableName[] } {
+  const state = readStateFile(plan.stateDir, token);
+  if (!state) return {};
+  let missing: TableName[] | undefined;
+  try {
+    const pairs = JSON.parse(state.missing_on_target ?? '[]') as Array<[string, string]>;
+    missing = pairs.map(([schema, table]) => ({ schema, table }));
+  } catch {
+    missing = undefined;
+  }
+  return {
+    publication: state.publication === 'false' ? false : state.publication === 'true' ? true : undefined,
+    missingOnTarget: missing,
+  };
 }

@@ -42,14 +42,20 @@ export function parseState(text: string): Record<string, string> {
 
 export const stateFileName = (token: string) => `.migration_state_${token}`;
 
+// A process reads each state file once: a monitor consults it several times per database.
+const cache = new Map<string, Record<string, string> | undefined>();
+
 export function writeStateFile(dir: string, token: string, fields: StateFields): void {
-  atomicWrite(join(dir, stateFileName(token)), formatState(fields));
+  const file = join(dir, stateFileName(token));
+  const text = formatState(fields);
+  atomicWrite(file, text);
+  cache.set(file, parseState(text));
 }
 
 export function readStateFile(dir: string, token: string): Record<string, string> | undefined {
   const file = join(dir, stateFileName(token));
-  if (!existsSync(file)) return undefined;
-  return parseState(readFileSync(file, 'utf8'));
+  if (!cache.has(file)) cache.set(file, existsSync(file) ? parseState(readFileSync(file, 'utf8')) : undefined);
+  return cache.get(file);
 }
 
 /** Updates some fields of a state file, keeping the others. */
@@ -58,7 +64,10 @@ export function updateStateFile(dir: string, token: string, fields: StateFields)
 }
 
 export function removeStateFiles(dir: string, tokens: readonly string[]): void {
-  for (const t of tokens) rmSync(join(dir, stateFileName(t)), { force: true });
+  for (const t of tokens) {
+    rmSync(join(dir, stateFileName(t)), { force: true });
+    cache.delete(join(dir, stateFileName(t)));
+  }
 }
 
 export const baselineFileName = (instance: string) => `.pgtwin_migrate_databases_${instance}`;

@@ -425,6 +425,19 @@ may fence writes. Larger lag means a longer read-only window.`,
 is the interval of the monitor operation.`,
   },
   {
+    name: 'metrics_file',
+    kind: 'path-or-empty',
+    type: 'string',
+    default: '',
+    reloadable: true,
+    group: 'behaviour',
+    shortdesc: 'Prometheus textfile the monitor writes',
+    longdesc: `When set, every monitor writes the migration's metrics (per-database lag in bytes and
+seconds, tables synchronised and total, bytes copied, state, phase, cutover step and the last
+cutover's read-only window) to this file in the Prometheus exposition format, atomically, for
+node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/pgtwin_migrate.prom).`,
+  },
+  {
     name: 'cutover_ready',
     kind: 'boolean',
     type: 'boolean',

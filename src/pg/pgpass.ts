@@ -19,7 +19,12 @@ export type PassResult =
   | { readonly ok: true; readonly password: string }
   | { readonly ok: false; readonly problem: 'missing-file' | 'insecure-file' | 'no-entry'; readonly message: string };
 
-export function lookupPassword(file: string, q: PassLookup): PassResult {
+type Loaded = { ok: true; lines: string[] } | Extract<PassResult, { ok: false }>;
+
+// One read per file and process: an action connects to many databases.
+const files = new Map<string, Loaded>();
+
+function load(file: string): Loaded {
   let stats;
   try {
     stats = statSync(file);
@@ -31,8 +36,18 @@ export function lookupPassword(file: string, q: PassLookup): PassResult {
   if (!helper.usePgPass(stats, file)) {
     return { ok: false, problem: 'insecure-file', message: `password file ${file} is not a plain file of mode 0600; chmod 600 ${file}` };
   }
+  return { ok: true, lines: readFileSync(file, 'utf8').split(/\r?\n/) };
+}
+
+export function lookupPassword(file: string, q: PassLookup): PassResult {
+  let loaded = files.get(file);
+  if (!loaded) {
+    loaded = load(file);
+    files.set(file, loaded);
+  }
+  if (!loaded.ok) return loaded;
   const wanted = { host: q.host, port: String(q.port), database: q.database, user: q.user };
-  for (const line of readFileSync(file, 'utf8').split(/\r?\n/)) {
+  for (const line of loaded.lines) {
     if (line.trimStart().startsWith('#')) continue;
     const entry = helper.parseLine(line);
     if (entry && helper.isValidEntry(entry) && helper.match(wanted, entry)) {

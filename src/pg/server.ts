@@ -71,3 +71,16 @@ export async function serverMajor(c: pg.Client): Promise<number> {
   const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
   return Math.floor(Number(rows[0]!.v) / 10000);
 }
+
+const majors = new Map<string, Promise<number>>();
+
+/** The major version of the server at `key` (host:port), asked once per process. */
+export function serverMajorOnce(c: pg.Client, key: string): Promise<number> {
+  let m = majors.get(key);
+  if (!m) {
+    m = serverMajor(c);
+    m.catch(() => majors.delete(key));
+    majors.set(key, m);
+  }
+  return m;
+}

@@ -20,20 +20,23 @@ export interface SlotInfo {
   readonly replayLagSeconds: number | null;
 }
 
-export async function readSlot(c: pg.Client, name: string, serverMajor: number): Promise<SlotInfo | undefined> {
+type SlotRow = {
+  slot_name: string;
+  database: string;
+  active: boolean;
+  active_pid: number | null;
+  confirmed_flush_lsn: string | null;
+  wal_status: string | null;
+  invalidated: string | null;
+  wal_lsn: string;
+  lag_bytes: string | null;
+  replay_lag: number | null;
+};
+
+/** Several slots of one server in one query (slots are cluster-wide, any database sees them). */
+export async function readSlots(c: pg.Client, names: readonly string[], serverMajor: number): Promise<Map<string, SlotInfo>> {
   const invalidation = serverMajor >= 17 ? 's.invalidation_reason' : serverMajor >= 16 ? "CASE WHEN s.conflicting THEN 'conflicting' END" : 'NULL::text';
-  const { rows } = await c.query<{
-    slot_name: string;
-    database: string;
-    active: boolean;
-    active_pid: number | null;
-    confirmed_flush_lsn: string | null;
-    wal_status: string | null;
-    invalidated: string | null;
-    wal_lsn: string;
-    lag_bytes: string | null;
-    replay_lag: number | null;
-  }>(
+  const { rows } = await c.query<SlotRow>(
     `WITH pos AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn)
      SELECT s.slot_name, s.database, s.active, s.active_pid, s.confirmed_flush_lsn::text,
             s.wal_status, ${invalidation} AS invalidated, pos.lsn::text AS wal_lsn,
@@ -41,23 +44,30 @@ export async function readSlot(c: pg.Client, name: string, serverMajor: number):
             EXTRACT(epoch FROM r.replay_lag)::float8 AS replay_lag
        FROM pg_replication_slots s CROSS JOIN pos
        LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
-      WHERE s.slot_name = $1`,
-    [name],
+      WHERE s.slot_name = ANY($1::text[])`,
+    [names],
   );
-  const r = rows[0];
-  if (!r) return undefined;
-  return {
-    name: r.slot_name,
-    database: r.database,
-    active: r.active,
-    activePid: r.active_pid,
-    confirmedFlushLsn: r.confirmed_flush_lsn,
-    walStatus: r.wal_status,
-    invalidated: r.invalidated ?? (r.wal_status === 'lost' ? 'wal_removed' : null),
-    walLsn: r.wal_lsn,
-    lagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
-    replayLagSeconds: r.replay_lag,
-  };
+  return new Map(
+    rows.map((r) => [
+      r.slot_name,
+      {
+        name: r.slot_name,
+        database: r.database,
+        active: r.active,
+        activePid: r.active_pid,
+        confirmedFlushLsn: r.confirmed_flush_lsn,
+        walStatus: r.wal_status,
+        invalidated: r.invalidated ?? (r.wal_status === 'lost' ? 'wal_removed' : null),
+        walLsn: r.wal_lsn,
+        lagBytes: r.lag_bytes === null ? null : Number(r.lag_bytes),
+        replayLagSeconds: r.replay_lag,
+      },
+    ]),
+  );
+}
+
+export async function readSlot(c: pg.Client, name: string, serverMajor: number): Promise<SlotInfo | undefined> {
+  return (await readSlots(c, [name], serverMajor)).get(name);
 }
 
 export async function slotExists(c: pg.Client, name: string): Promise<boolean> {

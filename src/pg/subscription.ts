@@ -1,6 +1,6 @@
 /** Subscriptions on a subscriber: state, creation, switching, refresh, removal. */
 import type pg from 'pg';
-import { ident, literal } from './sql';
+import { ident, literal, AGENT_SCHEMA } from './sql';
 import { classify, PgFailure, sqlState, ALREADY_EXISTS } from './errors';
 
 export interface SubscriptionInfo {
@@ -20,6 +20,8 @@ export interface SubscriptionInfo {
   readonly copyBytes: number;
   readonly applyErrorCount: number;
   readonly syncErrorCount: number;
+  /** Ordinary tables of this database (outside system and agent schemas) the subscription does not have. */
+  readonly unsubscribedTables: number;
 }
 
 /** The subscription named `name` in the current database, or undefined. */
@@ -41,6 +43,7 @@ export async function readSubscription(c: pg.Client, name: string, serverMajor: 
     copy_bytes: string;
     apply_error_count: string | null;
     sync_error_count: string | null;
+    unsubscribed: number;
   }>(
     `SELECT s.oid::int AS oid, s.subname, s.subenabled, s.subslotname::text, s.subconninfo, s.subpublications,
             w.pid AS worker_pid, w.last_msg_receipt_time, w.latest_end_time,
@@ -49,7 +52,12 @@ export async function readSubscription(c: pg.Client, name: string, serverMajor: 
             (SELECT coalesce(sum(p.bytes_processed), 0)::text FROM pg_stat_progress_copy p
                JOIN pg_subscription_rel r ON r.srrelid = p.relid AND r.srsubid = s.oid
               WHERE p.datid = s.subdbid AND p.command = 'COPY FROM') AS copy_bytes,
-            st.apply_error_count::text, st.sync_error_count::text
+            st.apply_error_count::text, st.sync_error_count::text,
+            (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${AGENT_SCHEMA}')
+                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+                AND NOT EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = c.oid AND r.srsubid = s.oid)) AS unsubscribed
        FROM pg_subscription s
        LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL ${leaderOnly}
        LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid
@@ -73,7 +81,67 @@ export async function readSubscription(c: pg.Client, name: string, serverMajor: 
     copyBytes: Number(r.copy_bytes),
     applyErrorCount: Number(r.apply_error_count ?? 0),
     syncErrorCount: Number(r.sync_error_count ?? 0),
+    unsubscribedTables: r.unsubscribed,
   };
+}
+
+/** What the cluster-wide views say about one subscription (no per-database catalog needed). */
+export interface SubscriptionSummary {
+  readonly oid: number;
+  readonly name: string;
+  readonly database: string;
+  readonly enabled: boolean;
+  readonly workerPid: number | null;
+  /** Table-sync workers running now: an initial copy (or the copy of new tables) is under way. */
+  readonly syncWorkers: number;
+  readonly copyBytes: number;
+  readonly applyErrorCount: number;
+  readonly syncErrorCount: number;
+}
+
+/**
+ * Several subscriptions through one session: pg_subscription and the
+ * statistics views are shared by all databases of a server.
+ */
+export async function readSubscriptionSummaries(c: pg.Client, names: readonly string[], serverMajor: number): Promise<Map<string, SubscriptionSummary>> {
+  const leaderOnly = serverMajor >= 16 ? 'AND coalesce(w.leader_pid, w.pid) = w.pid' : '';
+  const { rows } = await c.query<{
+    oid: number;
+    subname: string;
+    datname: string;
+    subenabled: boolean;
+    worker_pid: number | null;
+    sync_workers: number;
+    copy_bytes: string;
+    apply_error_count: string | null;
+    sync_error_count: string | null;
+  }>(
+    `SELECT s.oid::int AS oid, s.subname, d.datname, s.subenabled, w.pid AS worker_pid,
+            (SELECT count(*)::int FROM pg_stat_subscription x WHERE x.subid = s.oid AND x.relid IS NOT NULL AND x.pid IS NOT NULL) AS sync_workers,
+            (SELECT coalesce(sum(p.bytes_processed), 0)::text FROM pg_stat_progress_copy p WHERE p.datid = s.subdbid AND p.command = 'COPY FROM') AS copy_bytes,
+            st.apply_error_count::text, st.sync_error_count::text
+       FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid
+       LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL ${leaderOnly}
+       LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid
+      WHERE s.subname = ANY($1::text[])`,
+    [names],
+  );
+  return new Map(
+    rows.map((r) => [
+      `${r.datname}\0${r.subname}`,
+      {
+        oid: r.oid,
+        name: r.subname,
+        database: r.datname,
+        enabled: r.subenabled,
+        workerPid: r.worker_pid,
+        syncWorkers: r.sync_workers,
+        copyBytes: Number(r.copy_bytes),
+        applyErrorCount: Number(r.apply_error_count ?? 0),
+        syncErrorCount: Number(r.sync_error_count ?? 0),
+      },
+    ]),
+  );
 }
 
 export interface CreateSubscription {

@@ -95,6 +95,8 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
     await waitFor('drop', async () => (await sql(m.target, 'fwd_analytics', "SELECT 1 FROM pg_tables WHERE tablename = 'scratch'")).length === 0);
     // The new table exists at once; its rows arrive once monitor has refreshed the subscription.
     expect((await sql(m.target, 'fwd_analytics', "SELECT 1 FROM pg_tables WHERE tablename = 'events'")).length).toBe(1);
+    // A monitor looks at each database's tables about once a minute; let this one look now.
+    m.lookAgain();
     const mon = await m.run('monitor', {}, { interval: 10_000 });
     expect(mon.stderr).toMatch(/refreshed pgtwin_migrate_forward_sub_fwd_analytics/);
     await waitFor('events copied', async () => (await targetCount('fwd_analytics', 'events')) === 2);
@@ -108,6 +110,7 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
   it('reports a DDL statement that cannot be replayed (degraded, 190) instead of dropping it', async () => {
     await sql(m.source, 'fwd_reporting', `DO $$ BEGIN EXECUTE 'CREATE TABLE made_in_do (id int PRIMARY KEY)'; END $$`);
     const mon = await waitFor('degraded monitor', async () => {
+      m.lookAgain();
       const r = await m.run('monitor', {}, { interval: 10_000 });
       return r.code === 190 ? r : undefined;
     });
@@ -118,6 +121,7 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
     // The DBA handles it, marks it handled; the monitor is healthy again.
     await sql(m.target, 'fwd_reporting', 'CREATE TABLE made_in_do (id int PRIMARY KEY)');
     await sql(m.target, 'fwd_reporting', 'UPDATE pgtwin_migrate.ddl_log SET handled = true WHERE NOT replayable');
+    m.lookAgain();
     expect((await m.run('monitor', {}, { interval: 10_000 })).code).toBe(0);
   });
 

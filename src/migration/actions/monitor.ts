@@ -11,21 +11,24 @@ import { baseInstance } from '../../ocf/env';
 import { setStep } from '../../ocf/watchdog';
 import { readMarker } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
-import { observeAll, observeDatabase } from '../observe';
+import { observeAll, observeOne } from '../observe';
+import { leanObservation, rememberedSource } from '../report';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
 import { KEY, type Phase } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
+import { ClusterState } from '../../cluster/attributes';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
+import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
 
 export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
   if (!readMarker(ctx.env.rscTmp, instance)) return OCF.NOT_RUNNING;
   setStep('discovering the clusters');
-  const plan = await resolvePlan(ctx);
-  const cib = await plan.state.readAll();
+  // The CIB record does not depend on the discovery: read both at once.
+  const [plan, cib] = await Promise.all([resolvePlan(ctx), new ClusterState(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
   const phase = (cib.get(KEY.phase) as Phase | undefined) ?? 'forward';
   if (phase === 'complete') {
     ctx.log.info(`migration ${instance} is complete; nothing to watch`);
@@ -33,12 +36,17 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   }
   setStep('supervising the cutover');
   const cutover = await superviseCutover(plan, cib);
-  if (cutover.running) return OCF.SUCCESS;
+  if (cutover.running) {
+    await publish(plan, 'cutover', await plan.state.readAll(), []);
+    return OCF.SUCCESS;
+  }
   setStep('observing the databases');
   const healths = await assessAll(plan, true);
   setStep('refreshing subscriptions');
   await refreshWhereNeeded(plan, healths);
   writeHealthStateFiles(plan, phase, healths);
+  setStep('publishing attributes and metrics');
+  await publish(plan, phase, cib, healths);
   ctx.log.info(`monitor: ${summaryLine(healths)}`);
   const verdict = monitorVerdict(healths);
   if (verdict.code === OCF.SUCCESS && cutover.failedReason) {
@@ -62,14 +70,21 @@ export async function monitor(ctx: ActionContext): Promise<number> {
  * error or a reconnect and a single look would make the monitor flap.
  */
 async function assessAll(plan: Plan, expectEnabled: boolean): Promise<DatabaseHealth[]> {
-  const opts = (token: string) => ({ expectEnabled, lagThreshold: plan.cfg.lag_threshold, previousErrors: previousErrors(plan, token) });
-  const healths = (await observeAll(plan)).map((v) => assessDatabase(v, opts(v.objects.token)));
+  const opts = (token: string) => ({
+    expectEnabled,
+    lagThreshold: plan.cfg.lag_threshold,
+    previousErrors: previousErrors(plan, token),
+    remembered: rememberedSource(plan, token),
+  });
+  const t0 = Date.now();
+  const healths = (await observeAll(plan, leanObservation(plan))).map((v) => assessDatabase(v, opts(v.objects.token)));
+  plan.log.debug(`observed ${healths.length} database(s) in ${Date.now() - t0} ms`);
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
   await sleep(2_000);
   await settleAll(retry, 16, async ([, i]) => {
     const o = plan.cfg.objects[i]!;
-    healths[i] = assessDatabase(await observeDatabase(plan, o), opts(o.token));
+    healths[i] = assessDatabase(await observeOne(plan, o), opts(o.token));
   });
   return healths;
 }
@@ -85,4 +100,17 @@ async function refreshWhereNeeded(plan: Plan, healths: readonly DatabaseHealth[]
       plan.log.warn(`${JSON.stringify(o.database)}: could not refresh ${o.forwardSub}: ${(err as Error).message}`);
     }
   });
+}
+
+/** Node attributes for crm_mon -A, and the Prometheus textfile when metrics_file is set. */
+async function publish(plan: Plan, phase: string, cib: ReadonlyMap<string, string>, healths: readonly DatabaseHealth[]): Promise<void> {
+  const h = headline(phase, healths);
+  await publishAttributes(plan, healths.length > 0 ? h : { ...h, inSync: 0, total: plan.cfg.objects.length });
+  if (plan.cfg.metrics_file) {
+    try {
+      writeMetricsFile(plan.cfg.metrics_file, renderMetrics(plan.instance, phase, cib, healths));
+    } catch (err) {
+      plan.log.warn(`cannot write metrics_file ${plan.cfg.metrics_file}: ${(err as Error).message}`);
+    }
+  }
 }

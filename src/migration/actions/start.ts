@@ -10,7 +10,7 @@ import { OCF, OcfError } from '../../ocf/exit-codes';
 import { setStep } from '../../ocf/watchdog';
 import { checkTools } from './validate';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
-import { preflight, formatFinding } from '../preflight';
+import { preflight, formatFinding, logFindings } from '../preflight';
 import { setupForward } from '../forward';
 import { settleAll, sleep } from '../parallel';
 import { KEY, parseBaseline, diffBaseline, type Phase } from '../cib-state';
@@ -41,7 +41,7 @@ export async function start(ctx: ActionContext): Promise<number> {
 
   setStep('pre-flight checks');
   const pf = await preflight(plan);
-  for (const f of pf.findings) (f.level === 'error' ? ctx.log.err : ctx.log.warn).call(ctx.log, formatFinding(f));
+  logFindings(ctx.log, pf.findings);
   const errors = pf.findings.filter((f) => f.level === 'error');
   if (errors.length > 0) {
     const more = errors.length > 1 ? ` (+${errors.length - 1} more: pgtwin-migrate preflight)` : '';

@@ -11,6 +11,7 @@ import { removeMarker, readMarker } from '../state-files';
 import { settleCutoverOnStop } from '../cutover/supervise';
 import { resolvePlan } from '../plan';
 import { teardown } from '../teardown';
+import { withdrawAttributes } from '../publish';
 
 export async function stop(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
@@ -35,6 +36,7 @@ export async function stop(ctx: ActionContext): Promise<number> {
       ctx.log.err(`stop: teardown_on_stop failed: ${(err as Error).message}; run pgtwin-migrate teardown by hand`);
     }
   }
+  await withdrawAttributes(instance, ctx.env.rscTmp, ctx.deadline.stepMs(5_000)).catch(() => undefined);
   removeMarker(ctx.env.rscTmp, instance);
   ctx.log.info(`stopped${ctx.cfg.teardown_on_stop ? '' : '; replication keeps running (teardown_on_stop=false)'}`);
   return OCF.SUCCESS;

@@ -7,7 +7,7 @@ import { OCF, OcfError } from '../../ocf/exit-codes';
 import { missingTools } from '../../ocf/tools';
 import { setStep } from '../../ocf/watchdog';
 import { resolvePlan } from '../plan';
-import { preflight, formatFinding } from '../preflight';
+import { preflight, formatFinding, logFindings } from '../preflight';
 
 export function checkTools(): void {
   const missing = missingTools();
@@ -25,7 +25,7 @@ export async function validateAll(ctx: ActionContext): Promise<number> {
   setStep('pre-flight checks');
   const plan = await resolvePlan(ctx);
   const { findings } = await preflight(plan);
-  for (const f of findings) (f.level === 'error' ? ctx.log.err : ctx.log.warn).call(ctx.log, formatFinding(f));
+  logFindings(ctx.log, findings);
   const errors = findings.filter((f) => f.level === 'error');
   if (errors.length === 0) {
     ctx.log.info(`pre-flight: ${plan.cfg.databaseList.length} database(s) ready${findings.length > 0 ? ` (${findings.length} warning(s))` : ''}`);

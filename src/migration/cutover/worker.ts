@@ -11,7 +11,7 @@ import { prepareReverse, enableReverse, verifyReverse, dropReverse } from './rev
 import { STEPS, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, type Step } from './steps';
 import { encodeLease, decodeLease, holderAlive, HEARTBEAT_MS } from './lease';
 import { KEY, parseBaseline, diffBaseline } from '../cib-state';
-import { observeAll } from '../observe';
+import { observeAll, COMPLETE } from '../observe';
 import { assessDatabase } from '../health';
 import { settleAll, sleep } from '../parallel';
 import { updateStateFile } from '../state-files';
@@ -217,9 +217,13 @@ export class CutoverRun {
     // waited out (up to sync_timeout), as writes keep arriving until the fence.
     const until = Date.now() + this.plan.cfg.sync_timeout * 1000;
     let lastReport = 0;
+    // The first look is complete; later ones only follow lag and copies.
+    let details = true;
     for (;;) {
       if (this.stopRequested) throw new CutoverAbort('a stop of the resource interrupted the cutover');
-      const healths = (await observeAll(this.plan)).map((v) => assessDatabase(v, { expectEnabled: true, lagThreshold: this.plan.cfg.lag_threshold }));
+      const views = await observeAll(this.plan, details ? COMPLETE : { sourceDetails: () => false, targetDetails: () => true, remembered: () => undefined });
+      details = false;
+      const healths = views.map((v) => assessDatabase(v, { expectEnabled: true, lagThreshold: this.plan.cfg.lag_threshold }));
       const waiting: string[] = [];
       for (const h of healths) {
         const db = JSON.stringify(h.database);
