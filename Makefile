@@ -8,8 +8,8 @@ DESTDIR ?=
 OCF_DIR ?= /usr/lib/ocf/resource.d/heartbeat
 SRC := $(shell find src -name '*.ts') package.json
 
-.PHONY: all deps npm-deps sys-deps build binary metadata check unit test test-integration \
-        install uninstall clean bench demo rig-up rig-down
+.PHONY: all deps npm-deps sys-deps build binary metadata docs man check unit test \
+        install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover demo demo-down rig-up rig-down
 
 all: binary
 
@@ -36,6 +36,14 @@ dist/pgtwin-migrate: dist/pgtwin-migrate.cjs scripts/make-binary.mjs
 metadata: build
 	node dist/pgtwin-migrate.cjs meta-data > agent-metadata/pgtwin-migrate.xml
 
+# README parameter table and the man page, from the parameter table.
+docs: build
+	node dist/gen-docs.cjs
+
+man: dist/pgtwin-migrate.7
+dist/pgtwin-migrate.7: dist/pgtwin-migrate.cjs
+	node dist/gen-docs.cjs
+
 check: npm-deps
 	npx tsc -p .
 
@@ -46,11 +54,28 @@ unit: npm-deps
 test: deps check binary
 	scripts/run-tests.sh
 
-install: binary
+MAN_DIR ?= /usr/share/man/man7
+
+install: binary man
 	install -D -m 0755 dist/pgtwin-migrate $(DESTDIR)$(OCF_DIR)/pgtwin-migrate
+	install -D -m 0644 dist/pgtwin-migrate.7 $(DESTDIR)$(MAN_DIR)/pgtwin-migrate.7
 
 uninstall:
-	rm -f $(DESTDIR)$(OCF_DIR)/pgtwin-migrate
+	rm -f $(DESTDIR)$(OCF_DIR)/pgtwin-migrate $(DESTDIR)$(MAN_DIR)/pgtwin-migrate.7
+
+# A whole migration with cutover on local PostgreSQL 17/18 and Pacemaker.
+demo: deps binary
+	scripts/demo.sh
+
+demo-down:
+	scripts/demo.sh down
+
+# Benchmarks (each prints its numbers); they bring the rig up and down.
+bench: bench-metadata bench-monitor bench-copy bench-cutover
+bench-metadata: binary
+	node bench/metadata.mjs
+bench-monitor bench-copy bench-cutover: deps binary
+	scripts/rig.sh up && { node bench/$(@:bench-%=%).mjs; s=$$?; scripts/rig.sh down; exit $$s; }
 
 rig-up: deps binary
 	scripts/rig.sh up
