@@ -3,6 +3,7 @@
 #   make test      every test: unit, and integration on the real rig
 #   make demo      a whole migration with cutover on local PostgreSQL 17/18 + Pacemaker
 #   make install   DESTDIR=... installs the agent (and man page)
+#   make deb, make rpm   packages in dist/ (packaging/)
 
 DESTDIR ?=
 OCF_DIR ?= /usr/lib/ocf/resource.d/heartbeat
@@ -62,6 +63,16 @@ install: binary man
 
 uninstall:
 	rm -f $(DESTDIR)$(OCF_DIR)/pgtwin-migrate $(DESTDIR)$(MAN_DIR)/pgtwin-migrate.7
+
+# Packages of the prebuilt executable, man page and README, in dist/:
+# pgtwin-migrate_<version>_<arch>.deb (dpkg-deb) and, for SUSE/RHEL,
+# pgtwin-migrate-<version>-1.<arch>.rpm (rpmbuild; on Debian: apt-get install rpm).
+.PHONY: deb rpm
+deb: binary man
+	scripts/make-deb.sh
+
+rpm: binary man
+	scripts/make-rpm.sh
 
 # A whole migration with cutover on local PostgreSQL 17/18 and Pacemaker.
 demo: deps binary

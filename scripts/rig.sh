@@ -19,8 +19,9 @@ PORT_BASE=${PGTWIN_RIG_PORT_BASE:-54300}
 NODE=$(uname -n)
 OCF_DIR=/usr/lib/ocf/resource.d
 FIXTURE_PROVIDER=pgtwin-test
+# rpm and cpio: rpmbuild for the RPM packaging test, cpio to unpack what it built.
 APT_PACKAGES=(pacemaker pacemaker-cli-utils corosync crmsh resource-agents libxml2-utils
-  postgresql-15 postgresql-client-15 man-db hyperfine)
+  postgresql-15 postgresql-client-15 man-db hyperfine rpm cpio)
 
 say() { printf 'rig: %s\n' "$*" >&2; }
 die() { printf 'rig: error: %s\n' "$*" >&2; exit 1; }
