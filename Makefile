@@ -43,7 +43,7 @@ docs: build
 
 man: dist/pgtwin-migrate.7
 dist/pgtwin-migrate.7: dist/pgtwin-migrate.cjs
-	node dist/gen-docs.cjs
+	node dist/gen-docs.cjs man
 
 check: npm-deps
 	npx tsc -p .

@@ -17,10 +17,16 @@ export function withParameterTable(readme: string): string {
   return `${readme.slice(0, a + BEGIN.length)}\n\n${parameterTableMarkdown()}\n${readme.slice(b)}`;
 }
 
+// `gen-docs.cjs readme man`: what to write (both when none is named).
 if (require.main === module) {
-  const readme = readFileSync('README.md', 'utf8');
-  writeFileSync('README.md', withParameterTable(readme));
-  const date = process.env.SOURCE_DATE ?? new Date().toISOString().slice(0, 10);
-  writeFileSync('dist/pgtwin-migrate.7', manPage(VERSION, date));
-  console.log('README.md parameter table and dist/pgtwin-migrate.7 written');
+  const what = process.argv.slice(2);
+  if (what.length === 0 || what.includes('readme')) {
+    writeFileSync('README.md', withParameterTable(readFileSync('README.md', 'utf8')));
+    console.log('README.md parameter table written');
+  }
+  if (what.length === 0 || what.includes('man')) {
+    const date = process.env.SOURCE_DATE ?? new Date().toISOString().slice(0, 10);
+    writeFileSync('dist/pgtwin-migrate.7', manPage(VERSION, date));
+    console.log('dist/pgtwin-migrate.7 written');
+  }
 }

@@ -137,6 +137,8 @@ export async function setAttributesAtomically(
   timeoutMs: number,
   /** Cluster properties written in the same update (e.g. the cutover step). */
   crmConfigXml = '',
+  /** Read the result back (a caller in a hurry verifies later with verifyAttributes). */
+  verify = true,
 ): Promise<void> {
   const before = await readResourcesSection(timeoutMs);
   const refs = changes.map((c) => {
@@ -150,6 +152,11 @@ export async function setAttributesAtomically(
     return { ref, value: c.value };
   });
   await modifyConfiguration(buildModifyFragment(refs, constraintsXml, crmConfigXml), timeoutMs);
+  if (verify) await verifyAttributes(changes, timeoutMs);
+}
+
+/** Reads the attributes back: each must have the value it was set to. */
+export async function verifyAttributes(changes: readonly AttributeChange[], timeoutMs: number): Promise<void> {
   const after = await readResourcesSection(timeoutMs);
   for (const c of changes) {
     const now = requireAttribute(after, c.resource, c.name).value;

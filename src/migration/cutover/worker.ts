@@ -11,19 +11,19 @@ import { prepareReverse, enableReverse, verifyReverse, dropReverse } from './rev
 import { STEPS, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, type Step } from './steps';
 import { encodeLease, decodeLease, holderAlive, HEARTBEAT_MS } from './lease';
 import { KEY, parseBaseline, diffBaseline } from '../cib-state';
-import { observeAll, COMPLETE } from '../observe';
+import { observeAll, COMPLETE, type RememberedTarget } from '../observe';
 import { assessDatabase } from '../health';
 import { settleAll, sleep } from '../parallel';
 import { updateStateFile } from '../state-files';
 import { setDefaultReadOnly, transactionsBefore, terminate, currentLsn } from '../../pg/fence';
-import { readSlot, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
+import { readSlots, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
 import { setSubscriptionEnabled, readSubscription, dropSubscription, refreshSubscription } from '../../pg/subscription';
 import { dropPublication } from '../../pg/publication';
 import { dropCaptureTrigger } from '../../pg/ddl-replication';
 import { readSequences, writeSequences, sequenceMismatches } from '../../pg/sequences';
 import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
-import { readResourcesSection, requireAttribute, setAttributesAtomically, setMetaAttribute } from '../../cluster/resources';
+import { readResourcesSection, requireAttribute, setAttributesAtomically, setMetaAttribute, verifyAttributes } from '../../cluster/resources';
 import { xmlEscape } from '../../ocf/xml-escape';
 import { setStep } from '../../ocf/watchdog';
 
@@ -37,7 +37,8 @@ export class CutoverAbort extends Error {
 
 export type CutoverOutcome = 'complete' | 'rolled-back' | 'busy' | 'nothing';
 
-const FENCE_SETTLE_MS = 150;
+// Time for every backend to take the reloaded configuration (SIGHUP) before the fence counts.
+const FENCE_SETTLE_MS = 100;
 const POLL_MS = 25;
 
 export class CutoverRun {
@@ -75,8 +76,22 @@ export class CutoverRun {
     return encodeLease({ node: this.localNode, pid: process.pid, at: Date.now() });
   }
 
+  // CIB writes go one after the other, in order, even those not waited for.
+  private cibQueue: Promise<void> = Promise.resolve();
+
   private async record(values: Record<string, string>): Promise<void> {
-    await this.plan.state.setMany({ ...values, [CUTOVER_KEY.lease]: this.lease() });
+    const write = this.cibQueue.then(() => this.plan.state.setMany({ ...values, [CUTOVER_KEY.lease]: this.lease() }));
+    this.cibQueue = write.catch(() => undefined);
+    await write;
+  }
+
+  /**
+   * A record the cutover need not wait for (a step before the swap: for
+   * recovery, every one of them means "roll back"). Queued behind the others,
+   * so it can never land after the swap's own record.
+   */
+  private recordInBackground(values: Record<string, string>): void {
+    this.record(values).catch((err: Error) => this.log.warn(`cutover: could not record ${Object.keys(values).join(', ')} in the CIB: ${err.message}`));
   }
 
   private startHeartbeat(): void {
@@ -102,7 +117,8 @@ export class CutoverRun {
     if (this.stopRequested && !pastPointOfNoReturn(step)) throw new CutoverAbort('a stop of the resource interrupted the cutover');
     this.step = step;
     setStep(`cutover ${step}`);
-    await this.record({ [CUTOVER_KEY.step]: step });
+    if (pastPointOfNoReturn(step)) await this.record({ [CUTOVER_KEY.step]: step });
+    else this.recordInBackground({ [CUTOVER_KEY.step]: step });
     const t0 = Date.now();
     this.log.info(`cutover step ${STEPS.indexOf(step) + 1}/${STEPS.length}: ${step}`);
     await fn();
@@ -118,6 +134,7 @@ export class CutoverRun {
    */
   private async pauseForFaultInjection(step: Step): Promise<void> {
     if (process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT !== step) return;
+    await this.cibQueue;
     this.log.warn(`cutover: paused after step ${step} (PGTWIN_MIGRATE_TEST_PAUSE_AT)`);
     for (;;) await sleep(1_000);
   }
@@ -153,9 +170,12 @@ export class CutoverRun {
       await this.runStep('recheck', () => this.recheck());
       if (reverseEarly) await this.runStep('prepare-reverse', () => this.eachDatabase('preparing reverse replication', (o) => prepareReverse(this.plan, this.sessions, o)));
       await this.runStep('fence', () => this.fence());
+      // Sequence values are final once writes are fenced: copy them while the slots catch up.
+      const sequences = this.plan.cfg.sequence_sync ? this.copySequences() : Promise.resolve();
+      sequences.catch(() => undefined);
       await this.runStep('sync', () => this.waitForSync());
       await this.runStep('disable-forward', () => this.disableAndProve());
-      if (this.plan.cfg.sequence_sync) await this.runStep('sequences', () => this.copySequences());
+      if (this.plan.cfg.sequence_sync) await this.runStep('sequences', () => sequences);
       if (!reverseEarly) await this.runStep('prepare-reverse', () => this.eachDatabase('preparing reverse replication', (o) => prepareReverse(this.plan, this.sessions, o)));
       await this.runStep('swap-vip', () => this.swapVip());
     } catch (err) {
@@ -215,15 +235,31 @@ export class CutoverRun {
     }
     // Structural problems stop the cutover at once; lag and a running copy are
     // waited out (up to sync_timeout), as writes keep arriving until the fence.
+    // Lag is WAL the publisher holds for a slot, and WAL is shared by all
+    // databases: under load a single look rarely finds every one of them under
+    // lag_threshold at the same instant, so a database counts as caught up
+    // when it was seen under the threshold within the last RECENT_MS.
+    const RECENT_MS = 2_000;
+    const caughtUpAt = new Map<string, number>();
     const until = Date.now() + this.plan.cfg.sync_timeout * 1000;
     let lastReport = 0;
-    // The first look is complete; later ones only follow lag and copies.
-    let details = true;
+    // The first look is complete; later ones follow lag and workers through the
+    // shared views only, with the tables' state as the first look found it.
+    let first: Map<string, RememberedTarget> | undefined;
     for (;;) {
       if (this.stopRequested) throw new CutoverAbort('a stop of the resource interrupted the cutover');
-      const views = await observeAll(this.plan, details ? COMPLETE : { sourceDetails: () => false, targetDetails: () => true, remembered: () => undefined });
-      details = false;
+      const remembered = first;
+      const views = await observeAll(
+        this.plan,
+        remembered ? { sourceDetails: () => false, targetDetails: () => false, remembered: (o) => remembered.get(o.token) } : COMPLETE,
+      );
       const healths = views.map((v) => assessDatabase(v, { expectEnabled: true, lagThreshold: this.plan.cfg.lag_threshold }));
+      const allCopied = healths.every((h) => h.state === 'streaming' && !h.needsRefresh);
+      if (!first && allCopied) {
+        first = new Map(
+          healths.map((h) => [h.token, { tablesReady: h.tablesReady ?? 0, tablesTotal: h.tablesTotal ?? 0, unsubscribedTables: h.unsubscribedTables, ddl: { notReplayed: h.ddlNotReplayed, latest: undefined } }]),
+        );
+      }
       const waiting: string[] = [];
       for (const h of healths) {
         const db = JSON.stringify(h.database);
@@ -236,7 +272,8 @@ export class CutoverRun {
           const o = this.dbs.find((x) => x.token === h.token)!;
           await refreshSubscription(await this.sessions.get(o, 'target'), o.forwardSub);
         }
-        else if (h.lagBytes === null || h.lagBytes > this.plan.cfg.lag_threshold) waiting.push(`${db} lags ${h.lagBytes ?? '?'} bytes`);
+        else if (h.lagBytes !== null && h.lagBytes <= this.plan.cfg.lag_threshold) caughtUpAt.set(h.token, Date.now());
+        else if (Date.now() - (caughtUpAt.get(h.token) ?? 0) > RECENT_MS) waiting.push(`${db} lags ${h.lagBytes ?? '?'} bytes`);
       }
       if (waiting.length === 0) break;
       if (Date.now() > until) throw new CutoverAbort(`not ready within sync_timeout=${this.plan.cfg.sync_timeout}s: ${waiting.join(', ')}`);
@@ -246,10 +283,11 @@ export class CutoverRun {
       }
       await sleep(200);
     }
-    // Open every session now: the read-only window should not pay for connections.
+    // Open every session and read the VIPs now: the read-only window should pay for neither.
     await this.eachDatabase('connecting', async (o) => {
       await Promise.all([this.sessions.get(o, 'source'), this.sessions.get(o, 'target'), this.sessions.get(o, 'slot')]);
     });
+    if (this.plan.cfg.production_vip_resource && this.plan.cfg.target_vip_resource) await this.readVips();
   }
 
   private async fence(): Promise<void> {
@@ -273,7 +311,7 @@ export class CutoverRun {
       await terminate(c, open.map((t) => t.pid));
     }
     this.fenceLsn = await currentLsn(c);
-    await this.record({
+    this.recordInBackground({
       [CUTOVER_KEY.fenceLsn]: this.fenceLsn,
       [CUTOVER_KEY.fencedAt]: new Date(this.fencedAt).toISOString(),
       [CUTOVER_KEY.fenceCompleteAt]: new Date().toISOString(),
@@ -285,21 +323,25 @@ export class CutoverRun {
     const deadline = Date.now() + this.plan.cfg.sync_timeout * 1000;
     const behind = new Map<string, number | null>(this.dbs.map((o) => [o.database, null]));
     let lastReport = 0;
-    const done = new Set<string>();
-    const protoMajor = new Map<string, number>();
-    while (done.size < this.dbs.length) {
+    // Slots are cluster-wide: one session on the slot host follows them all.
+    const names = this.dbs.map((o) => o.forwardSlot);
+    let major: number | undefined;
+    for (;;) {
       if (this.stopRequested) throw new CutoverAbort('a stop of the resource interrupted the cutover');
-      await this.eachDatabase('waiting for sync', async (o) => {
-        if (done.has(o.database)) return;
-        const c = await this.sessions.get(o, 'slot');
-        if (!protoMajor.has(o.database)) protoMajor.set(o.database, await serverMajor(c));
-        const slot = await readSlot(c, o.forwardSlot, protoMajor.get(o.database)!);
-        if (!slot) throw new CutoverAbort(`${JSON.stringify(o.database)}: slot ${o.forwardSlot} disappeared`);
-        const b = bytesBehind(slot.confirmedFlushLsn, this.fenceLsn);
-        behind.set(o.database, b);
-        if (b === 0) done.add(o.database);
-      });
-      if (done.size === this.dbs.length) break;
+      let slots;
+      try {
+        const c = await this.sessions.get(this.dbs[0]!, 'slot');
+        major ??= await serverMajor(c);
+        slots = await readSlots(c, names, major);
+      } catch (err) {
+        throw new CutoverAbort(`waiting for sync: ${(err as Error).message}`);
+      }
+      for (const o of this.dbs) {
+        const slot = slots.get(o.forwardSlot);
+        if (!slot) throw new CutoverAbort(`waiting for sync: ${JSON.stringify(o.database)}: slot ${o.forwardSlot} disappeared`);
+        behind.set(o.database, bytesBehind(slot.confirmedFlushLsn, this.fenceLsn));
+      }
+      if ([...behind.values()].every((b) => b === 0)) break;
       if (Date.now() - lastReport >= 1000) {
         lastReport = Date.now();
         const parts = [...behind.entries()].map(([db, b]) => `${db}: ${b === null ? 'unknown' : `${b}`} bytes`);
@@ -316,19 +358,26 @@ export class CutoverRun {
 
   private async disableAndProve(): Promise<void> {
     await this.eachDatabase('disabling forward replication', async (o) => {
-      const target = await this.sessions.get(o, 'target');
-      await setSubscriptionEnabled(target, o.forwardSub, false);
-      const slotClient = await this.sessions.get(o, 'slot');
-      const major = await serverMajor(slotClient);
-      const until = Date.now() + 15_000;
-      for (;;) {
-        const slot = await readSlot(slotClient, o.forwardSlot, major);
-        if (!slot) throw new CutoverAbort(`${JSON.stringify(o.database)}: slot ${o.forwardSlot} disappeared`);
-        if (!slot.active) break;
-        if (Date.now() > until) throw new CutoverAbort(`${JSON.stringify(o.database)}: slot ${o.forwardSlot} still active 15 s after disabling ${o.forwardSub}`);
-        await sleep(POLL_MS);
+      await setSubscriptionEnabled(await this.sessions.get(o, 'target'), o.forwardSub, false);
+    });
+    // Wait until every walsender has let go of its slot (one query for all of them)…
+    const c = await this.sessions.get(this.dbs[0]!, 'slot');
+    const major = await serverMajor(c);
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const slots = await readSlots(c, this.dbs.map((o) => o.forwardSlot), major);
+      const active = this.dbs.filter((o) => slots.get(o.forwardSlot)?.active !== false);
+      const gone = this.dbs.find((o) => !slots.has(o.forwardSlot));
+      if (gone) throw new CutoverAbort(`${JSON.stringify(gone.database)}: slot ${gone.forwardSlot} disappeared`);
+      if (active.length === 0) break;
+      if (Date.now() > until) {
+        throw new CutoverAbort(`${JSON.stringify(active[0]!.database)}: slot ${active[0]!.forwardSlot} still active 15 s after disabling ${active[0]!.forwardSub}`);
       }
-      const pending = await pendingChanges(slotClient, o.forwardSlot, o.forwardPub, pgoutputProtoVersion(major));
+      await sleep(POLL_MS);
+    }
+    // …then peek into each (in its own database): nothing may be left unconsumed.
+    await this.eachDatabase('proving the forward slots empty', async (o) => {
+      const pending = await pendingChanges(await this.sessions.get(o, 'slot'), o.forwardSlot, o.forwardPub, pgoutputProtoVersion(major));
       if (pending > 0) {
         throw new CutoverAbort(`${JSON.stringify(o.database)}: ${pending} change(s) reached the source after the fence and were not replicated`);
       }
@@ -365,11 +414,8 @@ export class CutoverRun {
       this.step = 'swapped';
       return;
     }
-    const resources = await readResourcesSection(10_000);
-    const prod = requireAttribute(resources, cfg.production_vip_resource, cfg.vip_parameter).value;
-    const tgt = requireAttribute(resources, cfg.target_vip_resource, cfg.vip_parameter).value;
-    if (prod === tgt) throw new CutoverAbort(`${cfg.production_vip_resource} and ${cfg.target_vip_resource} both have ${cfg.vip_parameter}=${prod}; fix the VIP resources`);
-    await this.record({ [CUTOVER_KEY.productionIp]: prod, [CUTOVER_KEY.targetIp]: tgt });
+    const { prod, tgt } = this.vips ?? (await this.readVips());
+    await this.cibQueue;
     const order = `<rsc_order id="${xmlEscape(`pgtwin-migrate-${this.plan.instance}-vip-order`)}" first="${xmlEscape(cfg.production_vip_resource)}" then="${xmlEscape(cfg.target_vip_resource)}" kind="Optional" symmetrical="true"/>`;
     await setAttributesAtomically(
       [
@@ -379,9 +425,37 @@ export class CutoverRun {
       [order],
       10_000,
       swappedRecord,
+      false, // read back after the window (verifySwap)
     );
     this.step = 'swapped';
     this.log.info(`cutover: VIPs swapped in one CIB update: ${cfg.target_vip_resource} now has ${prod}, ${cfg.production_vip_resource} has ${tgt}`);
+  }
+
+  private vips: { prod: string; tgt: string } | undefined;
+
+  /** Both VIP addresses, recorded in the CIB before the fence (the swap then needs no extra write). */
+  private async readVips(): Promise<{ prod: string; tgt: string }> {
+    const { cfg } = this.plan;
+    const resources = await readResourcesSection(10_000);
+    const prod = requireAttribute(resources, cfg.production_vip_resource, cfg.vip_parameter).value;
+    const tgt = requireAttribute(resources, cfg.target_vip_resource, cfg.vip_parameter).value;
+    if (prod === tgt) throw new CutoverAbort(`${cfg.production_vip_resource} and ${cfg.target_vip_resource} both have ${cfg.vip_parameter}=${prod}; fix the VIP resources`);
+    await this.record({ [CUTOVER_KEY.productionIp]: prod, [CUTOVER_KEY.targetIp]: tgt });
+    this.vips = { prod, tgt };
+    return this.vips;
+  }
+
+  /** After the window: the swap reads back as made. */
+  private async verifySwap(): Promise<void> {
+    const { cfg } = this.plan;
+    if (!this.vips || !cfg.production_vip_resource || !cfg.target_vip_resource) return;
+    await verifyAttributes(
+      [
+        { resource: cfg.production_vip_resource, name: cfg.vip_parameter, value: this.vips.tgt },
+        { resource: cfg.target_vip_resource, name: cfg.vip_parameter, value: this.vips.prod },
+      ],
+      10_000,
+    );
   }
 
   /** Did the swap's CIB update land (even if the worker failed right after it)? */
@@ -427,6 +501,7 @@ export class CutoverRun {
     }
     if (at('enable-reverse') && reverseOk) {
       reverseOk = await retry('enable-reverse', async () => {
+        await this.verifySwap().catch((err: Error) => this.log.err(`cutover: the VIP swap does not read back as made: ${err.message}; check the VIP resources`));
         await this.eachDatabase('enabling reverse replication', (o) => enableReverse(this.plan, this.sessions, o));
         await this.eachDatabase('verifying reverse replication', (o) => verifyReverse(this.plan, this.sessions, o, 30_000));
         for (const o of this.dbs) this.markState(o, { reverse_prepared: true });
