@@ -17,6 +17,22 @@ try {
 }
 const stamp = `${pkg.version} (commit ${commit}, built ${new Date().toISOString().slice(0, 10)})`;
 
+// pg decides at load time whether it runs in a Cloudflare Worker by building a
+// WHATWG Response, which makes Node load its fetch implementation: about 50 ms
+// of every action's start-up. This executable never runs in a Worker.
+const noWorkerProbe = {
+  name: 'pg-no-worker-probe',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
+      const { readFile } = await import('node:fs/promises');
+      const text = await readFile(args.path, 'utf8');
+      const probe = "typeof Response === 'function'";
+      if (!text.includes(probe)) throw new Error(`${args.path}: the Worker probe changed; review the pg-no-worker-probe plugin`);
+      return { contents: text.replace(probe, 'false'), loader: 'js' };
+    });
+  },
+};
+
 mkdirSync('dist', { recursive: true });
 await build({
   entryPoints: ['src/main.ts'],
@@ -29,6 +45,7 @@ await build({
   minifySyntax: true,
   legalComments: 'none',
   // pg's optional native binding is never used.
+  plugins: [noWorkerProbe],
   external: ['pg-native'],
   define: {
     __PGTWIN_BUILD__: JSON.stringify(stamp),

@@ -6,10 +6,10 @@
  */
 import type pg from 'pg';
 import type { Plan } from './plan';
-import { connectOptions } from './plan';
+import { connectOptions, replicationConninfo } from './plan';
 import type { DatabaseObjects } from './names';
 import type { DatabaseFacts } from './preflight';
-import { connect, describe, subscriptionConninfo } from '../pg/connection';
+import { connect, describe } from '../pg/connection';
 import { createPublication, dropPublication, publicationExists } from '../pg/publication';
 import {
   createSubscription,
@@ -30,17 +30,6 @@ export type SetupOutcome = 'created' | 'adopted';
 interface Undo {
   readonly what: string;
   readonly run: () => Promise<unknown>;
-}
-
-export function forwardConninfo(plan: Plan, objects: DatabaseObjects): string {
-  return subscriptionConninfo({
-    host: plan.cfg.source_replication_vip,
-    port: plan.cfg.sourcePort,
-    database: objects.database,
-    user: plan.cfg.migration_dbuser,
-    sslmode: plan.cfg.sslmode as Parameters<typeof subscriptionConninfo>[0]['sslmode'],
-    applicationName: objects.forwardSub,
-  });
 }
 
 /** Sets up or adopts forward replication of one database. */
@@ -91,7 +80,7 @@ async function adopt(
   } finally {
     if (slotClient !== source) await slotClient.end().catch(() => undefined);
   }
-  const conninfo = forwardConninfo(plan, objects);
+  const conninfo = replicationConninfo(plan, objects, 'forward');
   if (sub.conninfo !== conninfo) {
     log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
     await setSubscriptionConnection(target, objects.forwardSub, conninfo);
@@ -164,7 +153,7 @@ async function create(
     await withStandbySnapshots(plan, objects, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
-        conninfo: forwardConninfo(plan, objects),
+        conninfo: replicationConninfo(plan, objects, 'forward'),
         publication: objects.forwardPub,
         slot: objects.forwardSlot,
         enabled: true,

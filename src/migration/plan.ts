@@ -15,7 +15,8 @@ import { readStatus, cloneNodes, type CloneNodes } from '../cluster/crm-mon';
 import { readResourcesSection, findAttribute } from '../cluster/resources';
 import { ClusterState } from '../cluster/attributes';
 import { findFirst, type XmlElement } from '../cluster/xml';
-import type { Endpoint, ConnectOptions } from '../pg/connection';
+import { subscriptionConninfo, type Endpoint, type ConnectOptions, type SslMode } from '../pg/connection';
+import type { DatabaseObjects } from './names';
 
 export interface Plan {
   readonly cfg: Config;
@@ -160,3 +161,22 @@ export function connectOptions(plan: Pick<Plan, 'deadline'>, preferredMs = 10_00
   return { timeoutMs: ms, statementTimeoutMs: ms };
 }
 
+
+/**
+ * The connection string a subscription of one direction stores: forward
+ * subscriptions (on the target) reach the source through
+ * source_replication_vip, reverse ones (on the source) the target through
+ * target_replication_vip. Never a password.
+ */
+export function replicationConninfo(plan: Pick<Plan, 'cfg'>, o: DatabaseObjects, direction: 'forward' | 'reverse'): string {
+  const { cfg } = plan;
+  const forward = direction === 'forward';
+  return subscriptionConninfo({
+    host: forward ? cfg.source_replication_vip : cfg.target_replication_vip,
+    port: forward ? cfg.sourcePort : cfg.targetPort,
+    database: o.database,
+    user: cfg.migration_dbuser,
+    sslmode: cfg.sslmode as SslMode,
+    applicationName: forward ? o.forwardSub : o.reverseSub,
+  });
+}

@@ -37,6 +37,25 @@ export function headline(phase: string, healths: readonly DatabaseHealth[]): Hea
 }
 
 /**
+ * The worst lag for people: exact bytes change at every look and would make
+ * every monitor write the attribute; under 1 KiB it says so, above it keeps
+ * two significant figures.
+ */
+export function lagText(bytes: number | null): string {
+  if (bytes === null) return 'unknown';
+  if (bytes === 0) return '0 B';
+  if (bytes < 1024) return '<1 KiB';
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number(v.toPrecision(2))} ${units[i]}`;
+}
+
+/**
  * Publishes the headline; values the last monitor on this node already
  * published (remembered next to the marker) are not sent again.
  */
@@ -45,7 +64,7 @@ export async function publishAttributes(plan: Plan, h: Headline): Promise<void> 
   const t = plan.deadline.stepMs(5_000);
   const values: Record<string, string> = {
     [n.phase]: h.phase,
-    [n.lag]: h.worstLagBytes === null ? 'unknown' : String(h.worstLagBytes),
+    [n.lag]: lagText(h.worstLagBytes),
     [n.inSync]: `${h.inSync}/${h.total}`,
   };
   const memo = join(plan.rscTmp, `pgtwin-migrate-${plan.instance}.attributes`);

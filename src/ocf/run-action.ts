@@ -3,7 +3,9 @@
  * environment, set up logging, check the parameters, run the action, turn
  * any failure into an exit reason and an OCF code.
  */
-import { readOcfEnv, isProbe, type OcfEnv } from './env';
+import { existsSync } from 'node:fs';
+import { readOcfEnv, isProbe, baseInstance, type OcfEnv } from './env';
+import { markerPath } from '../migration/state-files';
 import { Logger, setLogger } from './log';
 import { OCF, OcfError, ocfCodeName } from './exit-codes';
 import { writeExitReason } from './exit-reason';
@@ -70,14 +72,19 @@ export async function runAction(action: string, procEnv: NodeJS.ProcessEnv = pro
   armDeadline(action, deadline);
   let code: number;
   try {
-    const handler = await handlerFor(action);
-    if (!handler) {
-      writeExitReason(`action ${action} is not implemented`);
-      code = OCF.ERR_UNIMPLEMENTED;
+    setStep('reading parameters');
+    const cfg = loadConfig(procEnv);
+    if (action === 'monitor' && !existsSync(markerPath(env.rscTmp, baseInstance(env)))) {
+      // Not running here (the common probe): answered without loading the PostgreSQL client.
+      code = OCF.NOT_RUNNING;
     } else {
-      setStep('reading parameters');
-      const cfg = loadConfig(procEnv);
-      code = await handler({ action, cfg, env, deadline, log, probe: isProbe(action, env) });
+      const handler = await handlerFor(action);
+      if (!handler) {
+        writeExitReason(`action ${action} is not implemented`);
+        code = OCF.ERR_UNIMPLEMENTED;
+      } else {
+        code = await handler({ action, cfg, env, deadline, log, probe: isProbe(action, env) });
+      }
     }
   } catch (err) {
     code = reportFailure(err, log, action);

@@ -85,6 +85,8 @@ describe('faults: bad input and failures end cleanly', () => {
     it('start exits 6 naming the database and saying to create it; nothing is created', async () => {
       start = await m.run('start');
       expectFailure(start, 6, `target primary ${NODE}:${PG18.port}: database "flt_a_missing" does not exist; create it on the target first (createdb "flt_a_missing")`);
+      // The lines of the seed's troubleshooting guide are in the log too.
+      expect(start.stderr).toMatch(/ERROR: Failed to create subscription for database: flt_a_missing\n.*ERROR: database "flt_a_missing" does not exist\n/);
       expectNoSecret(start);
       // The database that is present on both sides was not set up either: all or nothing.
       await expectNothingLeft(m);
@@ -139,6 +141,7 @@ describe('faults: bad input and failures end cleanly', () => {
       const wrong = file('wrong.pgpass', '*:*:*:pgmigrate:flt-Wrong-Secret-42\n', 0o600);
       const r = await m.run('start', { source_pgpassfile: wrong });
       expectFailure(r, 6, new RegExp(`^source primary ${NODE}:${PG17.port} database "flt_b_auth": password authentication failed for user "pgmigrate"`));
+      expect(r.stderr).toMatch(/ERROR: connection failed: FATAL: password authentication failed for user "pgmigrate"\n/);
       expect(r.stdout + r.stderr).not.toContain('flt-Wrong-Secret-42');
       expectNoSecret(r);
       await expectNothingLeft(m);
@@ -148,6 +151,7 @@ describe('faults: bad input and failures end cleanly', () => {
       const none = file('none.pgpass', `otherhost:*:*:pgmigrate:x\n*:*:*:someone_else:${secret}\n`, 0o600);
       const r = await m.run('start', { target_pgpassfile: none });
       expectFailure(r, 6, new RegExp(`^target primary ${NODE}:${PG18.port} database "flt_b_auth": no entry for ${NODE}:${PG18.port}:flt_b_auth:pgmigrate in ${literally(none)}`));
+      expect(r.stderr).toMatch(/WARNING: Could not parse replication user from \.pgpass\n/);
       expectNoSecret(r);
       await expectNothingLeft(m);
     });

@@ -44,7 +44,7 @@ describe('observability', () => {
     const out = execFileSync('crm_mon', ['-A1'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
     expect(out).toMatch(new RegExp(`pgtwin-migrate-${ID}-phase\\s*:\\s*forward`));
     expect(out).toMatch(new RegExp(`pgtwin-migrate-${ID}-in-sync\\s*:\\s*2/2`));
-    expect(out).toMatch(new RegExp(`pgtwin-migrate-${ID}-worst-lag\\s*:\\s*\\d+`));
+    expect(out).toMatch(new RegExp(`pgtwin-migrate-${ID}-worst-lag\\s*:\\s*(0 B|<1 KiB|\\d+(\\.\\d+)? [KMG]iB)`));
   });
 
   it('writes a Prometheus textfile that parses, with a lag series per database', () => {

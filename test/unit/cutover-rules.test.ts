@@ -4,7 +4,7 @@ import { decodeLease, encodeLease, expired, holderAlive, LEASE_TTL_MS } from '..
 import { bytesBehind, lsnToBigInt } from '../../src/pg/lsn';
 import { diffBaseline, parseBaseline } from '../../src/migration/cib-state';
 import { formatState, parseState } from '../../src/migration/state-files';
-import { labelValue, renderMetrics } from '../../src/migration/publish';
+import { labelValue, lagText, renderMetrics } from '../../src/migration/publish';
 
 describe('the rule for an interrupted cutover', () => {
   it('rolls back before the VIP swap and forward from it', () => {
@@ -77,6 +77,10 @@ describe('state files and metrics text', () => {
     const text = formatState({ database: "it's a \"db\"\nwith=signs", lag: null, quiesced: false, tables: 3 });
     expect(text).toContain('lag=unknown\nquiesced=false\ntables=3\n');
     expect(parseState(text)).toEqual({ database: "it's a \"db\"\nwith=signs", lag: 'unknown', quiesced: 'false', tables: '3' });
+  });
+
+  it('shows the worst lag for people, coarsely enough not to change at every look', () => {
+    expect([null, 0, 312, 1023, 16384, 16500, 5_300_000].map(lagText)).toEqual(['unknown', '0 B', '<1 KiB', '<1 KiB', '16 KiB', '16 KiB', '5.1 MiB']);
   });
 
   it('escapes label values as the exposition format wants', () => {

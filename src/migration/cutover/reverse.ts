@@ -4,10 +4,9 @@
  * with its slot on the source), enabled and proven to flow after the swap,
  * removed again by a rollback.
  */
-import type { Plan } from '../plan';
+import { replicationConninfo, type Plan } from '../plan';
 import type { DatabaseObjects } from '../names';
 import type { Sessions } from './sessions';
-import { subscriptionConninfo } from '../../pg/connection';
 import { createPublication, dropPublication } from '../../pg/publication';
 import { createSubscription, dropSubscription, setSubscriptionEnabled, readSubscription } from '../../pg/subscription';
 import { dropSlot, readSlot } from '../../pg/slots';
@@ -16,17 +15,6 @@ import { serverMajor } from '../../pg/server';
 import { AGENT_SCHEMA, ident } from '../../pg/sql';
 import { PgFailure, publisherFailure } from '../../pg/errors';
 import { sleep } from '../parallel';
-
-export function reverseConninfo(plan: Plan, o: DatabaseObjects): string {
-  return subscriptionConninfo({
-    host: plan.cfg.target_replication_vip,
-    port: plan.cfg.targetPort,
-    database: o.database,
-    user: plan.cfg.migration_dbuser,
-    sslmode: plan.cfg.sslmode as Parameters<typeof subscriptionConninfo>[0]['sslmode'],
-    applicationName: o.reverseSub,
-  });
-}
 
 /**
  * Publication and (disabled) DDL trigger on the target, disabled
@@ -41,7 +29,7 @@ export async function prepareReverse(plan: Plan, s: Sessions, o: DatabaseObjects
   if (plan.cfg.ddl_replication && (await hasAgentSchema(target))) await ensureCaptureTrigger(target, o.reverseDdlTrigger, false);
   await createSubscription(source, {
     name: o.reverseSub,
-    conninfo: reverseConninfo(plan, o),
+    conninfo: replicationConninfo(plan, o, 'reverse'),
     publication: o.reversePub,
     slot: o.reverseSlot,
     enabled: false,
