@@ -36,7 +36,7 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
     expect(start.stderr).not.toContain('ocf-exit-reason');
     expect(start.code).toBe(0);
     for (const db of DBS) await waitFor(`${db} copied`, async () => (await targetCount(db)) === 5000);
-    const mon = await m.run('monitor', {}, { interval: 10_000 });
+    const mon = await m.untilStreaming();
     expect(mon.code).toBe(0);
     expect(mon.stderr).toMatch(/monitor: 3 database\(s\): 3 streaming/);
   });

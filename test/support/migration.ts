@@ -101,6 +101,29 @@ export class Migration {
   }
 
   /**
+   * Runs monitor until it reports every database streaming (the last table
+   * copies finish a moment after their rows are visible) and returns that run.
+   */
+  async untilStreaming(timeoutMs = 60_000): Promise<AgentResult> {
+    const n = this.opts.databases.length;
+    const pattern = new RegExp(`monitor: ${n} database\\(s\\): ${n} streaming`);
+    let last: AgentResult | undefined;
+    try {
+      return await waitFor(
+        `${n} databases streaming`,
+        async () => {
+          last = await this.run('monitor', {}, { interval: 10_000 });
+          return last.code === 0 && pattern.test(last.stderr) ? last : undefined;
+        },
+        timeoutMs,
+        250,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; last monitor (exit ${last?.code}): ${last?.stderr ?? ''}`);
+    }
+  }
+
+  /**
    * The monitor reads each database's per-database details about once a
    * minute; this makes the next monitor look at all of them now, as it would
    * once their minute is over.
