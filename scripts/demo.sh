@@ -78,9 +78,10 @@ crm configure primitive "$ID" ocf:heartbeat:pgtwin-migrate params \
   2>&1 | grep -v 'Blind faith' || true
 
 say "Initial copy: pgtwin-migrate status while it runs"
-for _ in $(seq 1 120); do
-  "$AGENT" status --resource "$ID" 2>/dev/null || true
-  state=$("$AGENT" status --resource "$ID" --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const r=JSON.parse(s);console.log(r.databases.length>0&&r.databases.every(d=>d.state==="streaming")?"ready":"wait")}catch{console.log("wait")}})')
+for _ in $(seq 1 150); do
+  json=$("$AGENT" status --resource "$ID" --json 2>/dev/null || true)
+  state=$(node -e 'try{const r=JSON.parse(process.argv[1]);console.log(r.phase==="not started"?"starting":r.databases.every(d=>d.state==="streaming")?"ready":"copying")}catch{console.log("starting")}' "$json")
+  if [ "$state" != starting ]; then "$AGENT" status --resource "$ID" 2>/dev/null || true; fi
   [ "$state" = ready ] && break
   sleep 2
 done
@@ -109,7 +110,7 @@ for db in "${DBS[@]}"; do
   t=$(sql 18 "$db" -At -c "SELECT count(*) FROM orders")
   printf '  %-10s orders on the source: %s, on the target: %s %s\n' "$db" "$s" "$t" "$([ "$s" = "$t" ] && echo '(equal)' || echo '(DIFFERENT)')"
 done
-"$AGENT" status --resource "$ID" 2>/dev/null | head -4 || true
+"$AGENT" status --resource "$ID" 2>/dev/null || true
 echo
 echo "Reverse replication runs target -> source (the way back); the resource has stopped itself:"
 crm_mon -1 | grep -E "$ID|postgres-vip" || true

@@ -53,7 +53,7 @@ export async function runCli(argv: string[]): Promise<void> {
           if (args.watch) return watchStatus(plan, { json: args.json, intervalS: Math.max(0.5, args.interval) });
           const report = await collectStatus(plan);
           process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, { bars: process.stdout.isTTY }));
-          return report.databases.some((d) => d.state === 'broken') ? 1 : 0;
+          return report.databases.some((d) => d.state === 'broken') || report.reverse.some((d) => d.state === 'broken') ? 1 : 0;
         }),
     )
     .command(

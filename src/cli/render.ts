@@ -35,6 +35,12 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
       (c['cutover-log'] ? `\n  log: ${c['cutover-log']}` : '')
     : undefined;
   const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : [])].join('\n');
+  if (r.phase === 'complete') {
+    const rows = [['DATABASE', 'REVERSE (target → source)', 'LAG', 'OBSERVED']];
+    for (const d of r.reverse) rows.push([d.database, d.state, formatBytes(d.lagBytes), d.observedAt.slice(11, 19)]);
+    const problems = r.reverse.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
+    return [head, pad(rows), ...problems].join('\n') + '\n';
+  }
   const rows = [['DATABASE', 'STATE', 'TABLES', 'COPY', 'LAG', 'LAG(s)', 'DDL!', 'OBSERVED']];
   for (const d of r.databases) {
     rows.push([

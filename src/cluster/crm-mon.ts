@@ -57,12 +57,43 @@ export function clusterSummary(status: XmlElement): { hasQuorum: boolean; dc: st
   return { hasQuorum: dc?.attrs.with_quorum === 'true', dc: dc?.attrs.present === 'true' ? dc.attrs.name : undefined };
 }
 
+/** Operations that (re)start a resource with its current parameters. */
+const STARTING_TASKS = new Set(['start', 'reload', 'reload-agent', 'promote']);
+
+/**
+ * For each node, the executor call id of the latest (re)start of `rscId`
+ * there (from the operation history, `readStatus(…, { operations: true })`).
+ * Call ids only grow on a node, so a higher one means a later start.
+ */
+export function lastStarts(status: XmlElement, rscId: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const node of findAll(status, (e) => e.tag === 'node' && e.parent?.tag === 'node_history')) {
+    const history = node.children.find((c) => c.tag === 'resource_history' && c.attrs.id === rscId);
+    for (const op of history?.children ?? []) {
+      if (op.tag !== 'operation_history' || !STARTING_TASKS.has(op.attrs.task ?? '') || op.attrs.rc !== '0') continue;
+      const call = Number(op.attrs.call);
+      if (Number.isFinite(call) && call > (out.get(node.attrs.name ?? '') ?? -1)) out.set(node.attrs.name ?? '', call);
+    }
+  }
+  return out;
+}
+
+/** Has `rscId` been (re)started on some node since `before` was taken? */
+export function restartedSince(status: XmlElement, rscId: string, before: ReadonlyMap<string, number>): boolean {
+  for (const [node, call] of lastStarts(status, rscId)) if (call > (before.get(node) ?? -1)) return true;
+  return false;
+}
+
 let legacyFlag: boolean | undefined;
 
-/** Runs crm_mon once and returns its parsed XML status. */
-export async function readStatus(timeoutMs: number): Promise<XmlElement> {
+/** Runs crm_mon once and returns its parsed XML status (with the operation history when asked). */
+export async function readStatus(timeoutMs: number, opts: { operations?: boolean } = {}): Promise<XmlElement> {
   const attempt = (legacy: boolean) =>
-    run('crm_mon', legacy ? ['-1', '--as-xml'] : ['-1', '--output-as=xml'], { timeoutMs });
+    run(
+      'crm_mon',
+      legacy ? ['-1', '--as-xml', ...(opts.operations ? ['--operations'] : [])] : ['-1', '--output-as=xml', ...(opts.operations ? ['--include=operations'] : [])],
+      { timeoutMs },
+    );
   let result = await attempt(legacyFlag ?? false);
   if (result.code !== 0 && legacyFlag === undefined && /unrecognized|unknown option|output-as/i.test(result.stderr)) {
     legacyFlag = true;

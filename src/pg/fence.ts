@@ -41,8 +41,29 @@ export async function transactionsBefore(c: pg.Client, before: Date): Promise<Op
   return rows.map((r) => ({ pid: r.pid, database: r.datname, user: r.usename, since: r.xact_start, wrote: r.wrote }));
 }
 
-export async function terminate(c: pg.Client, pids: readonly number[]): Promise<void> {
-  if (pids.length > 0) await c.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+/**
+ * Client sessions of these databases that began before `before`: a session
+ * idle since before the reload runs its next command with the configuration
+ * it had (PostgreSQL rereads it only before reading the command after that),
+ * so its next transaction could still write.
+ */
+export async function sessionsBefore(c: pg.Client, before: Date, databases: readonly string[]): Promise<OpenTransaction[]> {
+  const { rows } = await c.query<{ pid: number; datname: string; usename: string; backend_start: Date; wrote: boolean }>(
+    `SELECT pid, datname, usename, backend_start, backend_xid IS NOT NULL AS wrote
+       FROM pg_stat_activity
+      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+        AND backend_start < $1 AND datname = ANY($2::text[])
+        AND coalesce(application_name, '') NOT LIKE $3`,
+    [before, databases, `${AGENT_APP_PREFIX}%`],
+  );
+  return rows.map((r) => ({ pid: r.pid, database: r.datname, user: r.usename, since: r.backend_start, wrote: r.wrote }));
+}
+
+/** Ends the sessions and waits (up to 5 s each) until they are gone: what they committed is then behind us. */
+export async function terminate(c: pg.Client, pids: readonly number[], serverMajor: number): Promise<void> {
+  if (pids.length === 0) return;
+  const call = serverMajor >= 14 ? 'pg_terminate_backend(pid, 5000)' : 'pg_terminate_backend(pid)';
+  await c.query(`SELECT ${call} FROM unnest($1::int[]) AS pid`, [pids]);
 }
 
 export async function currentLsn(c: pg.Client): Promise<string> {

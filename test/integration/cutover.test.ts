@@ -9,7 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Migration, waitFor } from '../support/migration';
-import { sql, rig, AGENT } from '../support/rig';
+import { sql, rig, AGENT, type RigServer } from '../support/rig';
 import { Writer } from '../support/writer';
 import { configureMigrationPrimitive, deletePrimitive, resourceState, targetRole, cibQuery, vipAddresses, migrationRecord } from '../support/pacemaker';
 
@@ -70,15 +70,22 @@ describe('cutover under Pacemaker with continuous writes', () => {
 
   it('cuts over all databases atomically: nothing lost, nothing written after the fence', async () => {
     const before = vipAddresses(await cibQuery());
-    // The application follows the production address: to the source while
-    // postgres-vip holds it, to the target once postgres-vip-18 does.
-    let production = m.source;
+    // The application follows the production address as the network would:
+    // to the server whose VIP resource actually holds it (the stand-in's
+    // state file), and nowhere while neither does.
+    const holds = (rsc: string) => {
+      try {
+        return readFileSync(`/run/resource-agents/VipDummy-${rsc}.state`, 'utf8').trim() === before.production;
+      } catch {
+        return false;
+      }
+    };
+    let production: RigServer | undefined = m.source;
     let routing = true;
     const router = (async () => {
       while (routing) {
-        const now = vipAddresses(await cibQuery());
-        production = now.target === before.production ? m.target : m.source;
-        await new Promise((r) => setTimeout(r, 50));
+        production = holds('postgres-vip-18') ? m.target : holds('postgres-vip') ? m.source : undefined;
+        await new Promise((r) => setTimeout(r, 20));
       }
     })();
     writer = new Writer(() => production, DBS, 'orders', 25).start();
@@ -167,6 +174,16 @@ describe('cutover under Pacemaker with continuous writes', () => {
     }
     const ro = await sql<{ v: string }>(m.source, DBS[0]!, "SELECT current_setting('default_transaction_read_only') AS v");
     expect(ro[0]!.v).toBe('off');
+    // Nothing diverged: reverse replication never hit a conflict in any database.
+    for (const d of DBS) {
+      const errs = await sql<{ n: string }>(m.source, d, "SELECT coalesce(sum(apply_error_count), 0)::text AS n FROM pg_stat_subscription_stats WHERE subname LIKE 'pgtwin_migrate_reverse_sub%'");
+      expect(Number(errs[0]!.n), d).toBe(0);
+    }
+    // status now reports the way back: reverse replication of every database.
+    const status = JSON.parse((await m.cli(['status', '--json'])).stdout) as { phase: string; reverse: Array<{ database: string; state: string }> };
+    expect(status.phase).toBe('complete');
+    expect(status.reverse.map((d) => [d.database, d.state])).toEqual(DBS.map((d) => [d, 'streaming']));
+    expect((await m.cli(['status'])).stdout).toMatch(/DATABASE\s+REVERSE \(target → source\)/);
   });
 
   it('start after completion creates nothing and reports the completed migration', async () => {

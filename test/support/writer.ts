@@ -27,7 +27,8 @@ export class Writer {
    * VIP, so after a cutover its writes reach the new primary.
    */
   constructor(
-    private readonly route: () => RigServer,
+    /** Where the production address leads now; undefined while no server holds it. */
+    private readonly route: () => RigServer | undefined,
     private readonly databases: readonly string[],
     private readonly table: string,
     private readonly perSecondEach: number,
@@ -52,8 +53,8 @@ export class Writer {
 
   private async loop(db: string): Promise<void> {
     const gap = 1000 / this.perSecondEach;
-    let server = this.route();
-    let client = await this.connect(db, server);
+    let server: RigServer | undefined;
+    let client: pg.Client | undefined;
     while (this.running) {
       const t0 = Date.now();
       const token = randomUUID();
@@ -63,8 +64,10 @@ export class Writer {
         server = now;
         client = undefined;
       }
-      if (!client) client = await this.connect(db, server);
-      if (client) {
+      if (!server) {
+        this.records.push({ database: db, port: 0, token, sentAt: t0, doneAt: Date.now(), ok: false, sqlstate: 'no-route' });
+      } else if (!client) client = await this.connect(db, server);
+      if (client && server) {
         try {
           await client.query(`INSERT INTO ${this.table} (token) VALUES ($1)`, [token]);
           this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: true, sqlstate: undefined });

@@ -15,7 +15,7 @@ import { observeAll, COMPLETE, type RememberedTarget } from '../observe';
 import { assessDatabase } from '../health';
 import { settleAll, sleep } from '../parallel';
 import { updateStateFile } from '../state-files';
-import { setDefaultReadOnly, transactionsBefore, terminate, currentLsn } from '../../pg/fence';
+import { setDefaultReadOnly, transactionsBefore, sessionsBefore, terminate, currentLsn } from '../../pg/fence';
 import { readSlots, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
 import { setSubscriptionEnabled, readSubscription, dropSubscription, refreshSubscription } from '../../pg/subscription';
 import { dropPublication } from '../../pg/publication';
@@ -25,6 +25,7 @@ import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
 import { readResourcesSection, requireAttribute, setAttributesAtomically, setMetaAttribute, verifyAttributes } from '../../cluster/resources';
 import { xmlEscape } from '../../ocf/xml-escape';
+import { readStatus, lastStarts, restartedSince } from '../../cluster/crm-mon';
 import { setStep } from '../../ocf/watchdog';
 
 /** Raised when the cutover must stop (a check failed, a stop arrived). */
@@ -283,6 +284,15 @@ export class CutoverRun {
       }
       await sleep(200);
     }
+    // A prepared transaction could still commit after the fence.
+    const prepared = await (await this.sessions.get(this.dbs[0]!, 'source')).query<{ database: string; n: number }>(
+      'SELECT database, count(*)::int AS n FROM pg_prepared_xacts WHERE database = ANY($1::text[]) GROUP BY 1',
+      [this.plan.cfg.databaseList],
+    );
+    if (prepared.rows.length > 0) {
+      const p = prepared.rows[0]!;
+      throw new CutoverAbort(`not ready: ${p.n} prepared transaction(s) open in ${JSON.stringify(p.database)} on the source; COMMIT PREPARED or ROLLBACK PREPARED them first`);
+    }
     // Open every session and read the VIPs now: the read-only window should pay for neither.
     await this.eachDatabase('connecting', async (o) => {
       await Promise.all([this.sessions.get(o, 'source'), this.sessions.get(o, 'target'), this.sessions.get(o, 'slot')]);
@@ -304,12 +314,15 @@ export class CutoverRun {
       await sleep(POLL_MS);
       open = await transactionsBefore(c, fenceTime);
     }
-    if (open.length > 0) {
-      for (const t of open) {
-        this.log.warn(`cutover: ending session ${t.pid} (${t.user}@${t.database}, transaction open since ${t.since.toISOString()}${t.wrote ? ', has written' : ''}) after quiesce_timeout=${this.plan.cfg.quiesce_timeout}s`);
-      }
-      await terminate(c, open.map((t) => t.pid));
+    for (const t of open) {
+      this.log.warn(`cutover: ending session ${t.pid} (${t.user}@${t.database}, transaction open since ${t.since.toISOString()}${t.wrote ? ', has written' : ''}) after quiesce_timeout=${this.plan.cfg.quiesce_timeout}s`);
     }
+    // Every other session of the migrated databases opened before the fence
+    // ends too: its next command would still run with the old configuration.
+    // Clients reconnect, and new sessions are read-only.
+    const idle = (await sessionsBefore(c, fenceTime, this.plan.cfg.databaseList)).filter((x) => !open.some((t) => t.pid === x.pid));
+    if (idle.length > 0) this.log.info(`cutover: ending ${idle.length} session(s) of the migrated databases opened before the fence`);
+    await terminate(c, [...open, ...idle].map((t) => t.pid), await serverMajor(c));
     this.fenceLsn = await currentLsn(c);
     this.recordInBackground({
       [CUTOVER_KEY.fenceLsn]: this.fenceLsn,
@@ -432,6 +445,8 @@ export class CutoverRun {
   }
 
   private vips: { prod: string; tgt: string } | undefined;
+  /** The VIP resources' latest starts before the swap, to see them take their new addresses. */
+  private vipStartsBefore: Map<string, Map<string, number>> | undefined;
 
   /** Both VIP addresses, recorded in the CIB before the fence (the swap then needs no extra write). */
   private async readVips(): Promise<{ prod: string; tgt: string }> {
@@ -441,8 +456,31 @@ export class CutoverRun {
     const tgt = requireAttribute(resources, cfg.target_vip_resource, cfg.vip_parameter).value;
     if (prod === tgt) throw new CutoverAbort(`${cfg.production_vip_resource} and ${cfg.target_vip_resource} both have ${cfg.vip_parameter}=${prod}; fix the VIP resources`);
     await this.record({ [CUTOVER_KEY.productionIp]: prod, [CUTOVER_KEY.targetIp]: tgt });
+    const status = await readStatus(10_000, { operations: true });
+    this.vipStartsBefore = new Map([cfg.production_vip_resource, cfg.target_vip_resource].map((r) => [r, lastStarts(status, r)]));
     this.vips = { prod, tgt };
     return this.vips;
+  }
+
+  /**
+   * The swap is in the CIB; wait until Pacemaker has (re)started both VIP
+   * resources with their new addresses, so the old source no longer answers
+   * on the production address before it takes writes again.
+   */
+  private async waitForVipsToMove(timeoutMs = 30_000): Promise<void> {
+    const before = this.vipStartsBefore;
+    if (!before) return;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await readStatus(10_000, { operations: true });
+      const pending = [...before].filter(([rsc, starts]) => !restartedSince(status, rsc, starts)).map(([rsc]) => rsc);
+      if (pending.length === 0) return;
+      if (Date.now() > until) {
+        this.log.warn(`cutover: ${pending.join(' and ')} did not restart within ${timeoutMs / 1000} s of the swap; making the source read-write anyway`);
+        return;
+      }
+      await sleep(50);
+    }
   }
 
   /** After the window: the swap reads back as made. */
@@ -493,7 +531,15 @@ export class CutoverRun {
     let reverseOk = true;
     if (at('source-read-write')) {
       reverseOk = await retry('source-read-write', async () => {
-        await setDefaultReadOnly(await this.sessions.get(this.dbs[0]!, 'source'), false);
+        await this.waitForVipsToMove();
+        const c = await this.sessions.get(this.dbs[0]!, 'source');
+        // Sessions still on the old source (through the old address, or directly)
+        // would write there once it is read-write: end them, so they reconnect
+        // through the production address, now on the target.
+        const stale = await sessionsBefore(c, new Date(Date.now() + 60_000), this.plan.cfg.databaseList);
+        if (stale.length > 0) this.log.info(`cutover: ending ${stale.length} session(s) of the migrated databases on the source before it takes writes again`);
+        await terminate(c, stale.map((t) => t.pid), await serverMajor(c));
+        await setDefaultReadOnly(c, false);
         for (const o of this.dbs) this.markState(o, { quiesced: false });
         if (this.fencedAt > 0) this.timings.window = Date.now() - this.fencedAt;
         this.log.info(`cutover: the source takes writes again${this.fencedAt > 0 ? `; read-only window ${this.timings.window} ms` : ''}`);
