@@ -41,7 +41,14 @@ async function newMigration(instance: string, dbs: string[], extra: Record<strin
   await m.setUp();
   const start = await m.run('start');
   expect(start.code, start.stderr).toBe(0);
-  for (const db of dbs) await waitFor(`${db} copied`, async () => (await count(m.target, db)) === 300);
+  for (const db of dbs) {
+    await waitFor(`${db} copied`, async () => (await count(m.target, db)) === 300);
+    // Rows visible is not yet synchronised: a test that locks a table must not catch its table sync.
+    await waitFor(`${db} tables synchronised`, async () => {
+      const rows = await sql<{ pending: string }>(m.target, db, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::text AS pending FROM pg_subscription_rel");
+      return rows[0]!.pending === '0';
+    });
+  }
   return m;
 }
 
