@@ -59,11 +59,20 @@ export async function sessionsBefore(c: pg.Client, before: Date, databases: read
   return rows.map((r) => ({ pid: r.pid, database: r.datname, user: r.usename, since: r.backend_start, wrote: r.wrote }));
 }
 
-/** Ends the sessions and waits (up to 5 s each) until they are gone: what they committed is then behind us. */
-export async function terminate(c: pg.Client, pids: readonly number[], serverMajor: number): Promise<void> {
+/**
+ * Ends the sessions and waits (up to `waitMs`) until they are gone: what
+ * they committed is then behind us. All are signalled at once and exit in
+ * parallel (pg_terminate_backend with a timeout would wait for each in turn).
+ */
+export async function terminate(c: pg.Client, pids: readonly number[], waitMs = 5_000): Promise<void> {
   if (pids.length === 0) return;
-  const call = serverMajor >= 14 ? 'pg_terminate_backend(pid, 5000)' : 'pg_terminate_backend(pid)';
-  await c.query(`SELECT ${call} FROM unnest($1::int[]) AS pid`, [pids]);
+  await c.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const { rows } = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
+    if (rows[0]!.n === 0 || Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 export async function currentLsn(c: pg.Client): Promise<string> {

@@ -125,7 +125,7 @@ export async function fence(ctx: CutoverContext): Promise<void> {
   // Clients reconnect, and new sessions are read-only.
   const idle = (await sessionsBefore(c, fenceTime, ctx.plan.cfg.databaseList)).filter((x) => !open.some((t) => t.pid === x.pid));
   if (idle.length > 0) ctx.log.info(`cutover: ending ${idle.length} session(s) of the migrated databases opened before the fence`);
-  await terminate(c, [...open, ...idle].map((t) => t.pid), await serverMajor(c));
+  await terminate(c, [...open, ...idle].map((t) => t.pid));
   ctx.fenceLsn = await currentLsn(c);
   ctx.recordInBackground({
     [CUTOVER_KEY.fenceLsn]: ctx.fenceLsn,

@@ -154,7 +154,6 @@ export class CutoverRun implements CutoverContext {
       [CUTOVER_KEY.startedAt]: new Date(this.startedAt).toISOString(),
       [CUTOVER_KEY.error]: '',
       [CUTOVER_KEY.log]: this.logPath,
-      [KEY.phase]: 'cutover',
     });
     this.startHeartbeat();
     this.log.info(`cutover of ${this.dbs.length} database(s) begins: ${this.plan.cfg.databaseList.join(', ')}`);
@@ -258,7 +257,7 @@ export class CutoverRun implements CutoverContext {
         // through the production address, now on the target.
         const stale = await sessionsBefore(c, new Date(Date.now() + 60_000), this.plan.cfg.databaseList);
         if (stale.length > 0) this.log.info(`cutover: ending ${stale.length} session(s) of the migrated databases on the source before it takes writes again`);
-        await terminate(c, stale.map((t) => t.pid), await serverMajor(c));
+        await terminate(c, stale.map((t) => t.pid));
         await setDefaultReadOnly(c, false);
         for (const o of this.dbs) this.markState(o, { quiesced: false });
         if (this.fencedAt > 0) this.timings.window = Date.now() - this.fencedAt;
@@ -342,7 +341,6 @@ export class CutoverRun implements CutoverContext {
     );
     const error = problems.length > 0 ? `${reason} (rollback incomplete: ${problems[0]})` : reason;
     await this.record({
-      [KEY.phase]: 'forward',
       [CUTOVER_KEY.state]: 'failed',
       [CUTOVER_KEY.step]: `rolled-back-at-${this.step}`,
       [CUTOVER_KEY.error]: error.slice(0, 500),
