@@ -4,21 +4,30 @@
 // read-write again), the whole cutover, and each step. Targets for the
 // window: ≤ 1 s, ≤ 2 s and ≤ 5 s median. Needs the rig (make rig-up).
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { XMLParser } from 'fast-xml-parser';
-import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, cibRecord } from './lib.mjs';
+import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, cibRecord, registerResource, unregisterResource } from './lib.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const sizes = (process.env.SIZES ?? '1,10,50').split(',').map(Number);
 const WRITES_PER_SECOND = Number(process.env.WRITES ?? 100);
 const r = rig();
 
+/**
+ * The server that answers on the production address: the one whose VIP
+ * resource actually holds it now (the stand-in's state file, written when
+ * Pacemaker starts it), not the one the CIB already names.
+ */
 function productionHolder(productionIp) {
-  const xml = execFileSync('cibadmin', ['--query', '--scope', 'resources'], { encoding: 'utf8' });
-  const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (n) => ['primitive', 'nvpair', 'instance_attributes', 'clone'].includes(n) }).parse(xml);
-  const ip = (id) => doc.resources.primitive?.find((p) => p.id === id)?.instance_attributes?.[0]?.nvpair?.find((n) => n.name === 'ip')?.value;
-  return ip('postgres-vip-18') === productionIp ? r.servers.pg18 : r.servers.pg17;
+  const holds = (rsc) => {
+    try {
+      return readFileSync(`/run/resource-agents/VipDummy-${rsc}.state`, 'utf8').trim() === productionIp;
+    } catch {
+      return false;
+    }
+  };
+  return holds('postgres-vip-18') ? r.servers.pg18 : holds('postgres-vip') ? r.servers.pg17 : undefined;
 }
 
 function startWriters(dbs) {
@@ -42,6 +51,7 @@ function startWriters(dbs) {
     while (running) {
       const t0 = Date.now();
       try {
+        if (!server) throw Object.assign(new Error('no server holds the production address'), { code: 'no-address' });
         if (target !== server || !client) {
           await client?.end().catch(() => {});
           target = server;
@@ -76,6 +86,8 @@ async function oneCutover(n, run) {
   const dbs = Array.from({ length: n }, (_, i) => `bench_co_${n}_${String(i).padStart(2, '0')}`);
   const m = migration(`bench-cutover-${n}-${run}`, dbs, { production_vip_resource: 'postgres-vip', target_vip_resource: 'postgres-vip-18' });
   await teardown(m); // what an interrupted earlier run left
+  unregisterResource(m);
+  registerResource(m);
   await recreateDatabases(r.servers.pg17, dbs);
   await recreateDatabases(r.servers.pg18, dbs);
   for (const db of dbs) {
@@ -111,6 +123,7 @@ async function oneCutover(n, run) {
     };
   } finally {
     await teardown(m);
+    unregisterResource(m);
     await dropDatabases(r.servers.pg17, dbs);
     await dropDatabases(r.servers.pg18, dbs);
   }

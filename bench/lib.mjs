@@ -73,6 +73,34 @@ export function migration(instance, databases, extra = {}) {
   return { instance, databases, params, env, home };
 }
 
+const xmlAttr = (v) => String(v).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+
+/**
+ * Registers the migration as a Pacemaker resource (stopped: the bench drives
+ * the agent itself), so the agent finds its resource as in production, where
+ * the cutover's live record is kept.
+ */
+export function registerResource(m) {
+  const id = xmlAttr(m.instance);
+  const params = Object.entries(m.params)
+    .map(([k, v]) => `<nvpair id="${id}-p-${xmlAttr(k)}" name="${xmlAttr(k)}" value="${xmlAttr(v)}"/>`)
+    .join('');
+  const xml =
+    `<primitive id="${id}" class="ocf" provider="heartbeat" type="pgtwin-migrate">` +
+    `<instance_attributes id="${id}-params">${params}</instance_attributes>` +
+    `<meta_attributes id="${id}-meta"><nvpair id="${id}-meta-target-role" name="target-role" value="Stopped"/></meta_attributes></primitive>`;
+  execFileSync('cibadmin', ['--create', '--scope', 'resources', '--xml-text', xml]);
+}
+
+export function unregisterResource(m) {
+  try {
+    execFileSync('cibadmin', ['--delete', '--xml-text', `<primitive id="${xmlAttr(m.instance)}"/>`]);
+    execFileSync('crm_resource', ['--cleanup', '--resource', m.instance], { stdio: 'ignore' });
+  } catch {
+    // not registered
+  }
+}
+
 /** Runs the agent like Pacemaker does; resolves with code, output and wall time (spawn to exit). */
 export function runAgent(m, args, extraEnv = {}) {
   const t0 = process.hrtime.bigint();
@@ -113,12 +141,14 @@ export async function teardown(m) {
   await runAgent(m, ['stop']);
 }
 
+/** The migration's record: its crm_config property set and the live meta attribute set on its resource. */
 export function cibRecord(instance) {
-  const xml = execFileSync('cibadmin', ['--query', '--scope', 'crm_config'], { encoding: 'utf8' });
-  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (name) => name === 'cluster_property_set' || name === 'nvpair' });
-  const sets = parser.parse(xml).crm_config?.cluster_property_set ?? [];
-  const set = sets.find((s) => s.id === `pgtwin-migrate-${instance}`);
-  return Object.fromEntries((set?.nvpair ?? []).map((n) => [n.name, n.value]));
+  const xml = execFileSync('cibadmin', ['--query', '--scope', 'configuration'], { encoding: 'utf8' });
+  const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (name) => ['cluster_property_set', 'nvpair', 'primitive', 'meta_attributes'].includes(name) });
+  const conf = parser.parse(xml).configuration;
+  const property = (conf?.crm_config?.cluster_property_set ?? []).find((s) => s.id === `pgtwin-migrate-${instance}`);
+  const live = (conf?.resources?.primitive ?? []).flatMap((p) => p.meta_attributes ?? []).find((s) => s.id === `pgtwin-migrate-${instance}-live`);
+  return Object.fromEntries([...(property?.nvpair ?? []), ...(live?.nvpair ?? [])].map((n) => [n.name, n.value]));
 }
 
 export function stats(samples) {

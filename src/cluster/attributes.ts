@@ -1,13 +1,28 @@
 /**
- * Cluster-wide state of one migration resource, kept in the CIB as a
- * cluster property set of its own (`pgtwin-migrate-<resource id>`), so every
- * node sees it, it survives a node failover, and two migrations never share
- * a name. Writes go through crm_attribute; a whole-set read is one query.
+ * Cluster-wide state of one migration resource, kept in the CIB so every
+ * node sees it and it survives a node failover, under names of its own
+ * (`pgtwin-migrate-<resource id>`) so two migrations never share one.
+ *
+ * Two places, one record:
+ * - the lasting part (phase, baseline list) is a cluster property set in
+ *   crm_config, which outlives the resource itself;
+ * - the live part (the "live" keys: a cutover's step, lease and outcome) is
+ *   a meta attribute set of the resource (`pgtwin-migrate-<id>-live`).
+ *   Every crm_config change makes Pacemaker's controller re-read the cluster
+ *   options before its next transition (about 1 s, measured on the rig), so
+ *   a cutover that wrote its steps there delayed the VIP restart by seconds.
+ *   Resource meta attributes are not part of any operation digest: changing
+ *   them restarts nothing, and they can go into the VIP swap's one update.
+ *   An agent run by hand for an id that is no resource in the CIB keeps the
+ *   live keys in crm_config too.
+ *
+ * readAll merges both in one query; setMany writes both in one update.
  */
 import { run, firstLine } from '../ocf/exec';
 import { OCF, OcfError } from '../ocf/exit-codes';
-import { parseXml, findFirst, byTagId } from './xml';
+import { parseXml, findFirst, byTagId, type XmlElement } from './xml';
 import { xmlEscape } from '../ocf/xml-escape';
+import { buildModifyFragment, modifyConfiguration, resourcePath, type AttributeRef } from './resources';
 
 /** crm_attribute's exit code for "no such attribute" (ENXIO). */
 export const CRM_EX_NOSUCH = 105;
@@ -15,13 +30,21 @@ export const CRM_EX_NOSUCH = 105;
 export type Timeout = () => number;
 
 export class ClusterState {
+  /** The crm_config property set (lasting keys). */
   readonly setId: string;
+  /** The resource's meta attribute set (live keys). */
+  readonly liveSetId: string;
+  /** The resource's path under <resources>; null when it is not in the CIB. */
+  private path: ReadonlyArray<readonly [string, string]> | null | undefined;
 
   constructor(
-    instance: string,
+    /** The resource id; it holds the live keys. */
+    private readonly instance: string,
     private readonly timeoutMs: Timeout,
+    private readonly isLive: (name: string) => boolean = () => false,
   ) {
     this.setId = `pgtwin-migrate-${instance}`;
+    this.liveSetId = `pgtwin-migrate-${instance}-live`;
   }
 
   private args(name: string): string[] {
@@ -29,6 +52,7 @@ export class ClusterState {
   }
 
   async get(name: string): Promise<string | undefined> {
+    if (this.isLive(name)) return (await this.readAll()).get(name);
     const r = await run('crm_attribute', [...this.args(name), '--query', '--quiet'], { timeoutMs: this.timeoutMs() });
     if (r.code === CRM_EX_NOSUCH) return undefined;
     if (r.code !== 0) throw this.failure('read', name, r);
@@ -36,6 +60,7 @@ export class ClusterState {
   }
 
   async set(name: string, value: string): Promise<void> {
+    if (this.isLive(name)) return this.setMany({ [name]: value });
     const r = await run('crm_attribute', [...this.args(name), '--update', value], { timeoutMs: this.timeoutMs() });
     if (r.code !== 0) throw this.failure('write', name, r);
   }
@@ -43,17 +68,24 @@ export class ClusterState {
   async delete(name: string): Promise<void> {
     const r = await run('crm_attribute', [...this.args(name), '--delete'], { timeoutMs: this.timeoutMs() });
     if (r.code !== 0 && r.code !== CRM_EX_NOSUCH) throw this.failure('delete', name, r);
+    if (!this.isLive(name)) return;
+    const m = await run('cibadmin', ['--delete', '--xml-text', `<nvpair id="${xmlEscape(`${this.liveSetId}-${name}`)}"/>`], { timeoutMs: this.timeoutMs() });
+    if (m.code !== 0 && m.code !== CRM_EX_NOSUCH) throw this.failure('delete', name, m);
   }
 
-  /** Every attribute of the set, in one CIB query. */
+  /** Every attribute of the record, both parts, in one CIB query. */
   async readAll(): Promise<Map<string, string>> {
-    const r = await run('cibadmin', ['--query', '--scope', 'crm_config'], { timeoutMs: this.timeoutMs() });
+    const r = await run('cibadmin', ['--query', '--scope', 'configuration'], { timeoutMs: this.timeoutMs() });
     if (r.code !== 0) throw this.failure('read', '(all)', r);
-    const set = findFirst(parseXml(r.stdout), byTagId('cluster_property_set', this.setId));
+    const doc = parseXml(r.stdout);
     const out = new Map<string, string>();
-    for (const nv of set?.children ?? []) {
-      if (nv.tag === 'nvpair' && nv.attrs.name !== undefined) out.set(nv.attrs.name, nv.attrs.value ?? '');
-    }
+    const collect = (set: XmlElement | undefined, keep: (name: string) => boolean) => {
+      for (const nv of set?.children ?? []) {
+        if (nv.tag === 'nvpair' && nv.attrs.name !== undefined && keep(nv.attrs.name)) out.set(nv.attrs.name, nv.attrs.value ?? '');
+      }
+    };
+    collect(findFirst(doc, byTagId('cluster_property_set', this.setId)), () => true);
+    collect(findFirst(doc, byTagId('meta_attributes', this.liveSetId)), (n) => this.isLive(n));
     return out;
   }
 
@@ -62,27 +94,54 @@ export class ClusterState {
    * of a transition (e.g. a cutover step without its lease).
    */
   async setMany(values: Readonly<Record<string, string>>): Promise<void> {
-    const xml = `<crm_config>${this.propertySetXml(values)}</crm_config>`;
-    const r = await run('cibadmin', ['--modify', '--allow-create', '--scope', 'crm_config', '--xml-text', xml], {
+    const { refs, crmConfigXml } = await this.fragment(values);
+    if (refs.length > 0) {
+      await modifyConfiguration(buildModifyFragment(refs, [], crmConfigXml), this.timeoutMs());
+      return;
+    }
+    const r = await run('cibadmin', ['--modify', '--allow-create', '--scope', 'crm_config', '--xml-text', `<crm_config>${crmConfigXml}</crm_config>`], {
       timeoutMs: this.timeoutMs(),
     });
     if (r.code !== 0) throw this.failure('write', Object.keys(values).join(','), r);
   }
 
-  /** The set with these values, as a fragment for a larger CIB update. */
-  propertySetXml(values: Readonly<Record<string, string>>): string {
-    const pairs = Object.entries(values)
+  /**
+   * The values as parts of a CIB update (for setMany, or for a larger update
+   * such as the VIP swap): live keys as nvpairs addressed by their path under
+   * the resource, the others as a crm_config property set ('' when none).
+   */
+  async fragment(values: Readonly<Record<string, string>>): Promise<{ refs: Array<{ ref: AttributeRef; value: string }>; crmConfigXml: string }> {
+    const all = Object.entries(values);
+    const base = all.some(([n]) => this.isLive(n)) ? await this.resourcePath() : null;
+    const onResource = base ? all.filter(([n]) => this.isLive(n)) : [];
+    const inCrmConfig = all.filter((e) => !onResource.includes(e));
+    const refs = onResource.map(([name, value]) => ({
+      ref: { resource: this.instance, name, value: '', path: [...base!, ['meta_attributes', this.liveSetId], ['nvpair', `${this.liveSetId}-${name}`]] as const },
+      value,
+    }));
+    return { refs, crmConfigXml: inCrmConfig.length > 0 ? this.propertySetXml(inCrmConfig) : '' };
+  }
+
+  /** Where the resource sits in <resources> (it may be in a group); read once. */
+  private async resourcePath(): Promise<ReadonlyArray<readonly [string, string]> | null> {
+    if (this.path === undefined) this.path = (await resourcePath(this.instance, this.timeoutMs())) ?? null;
+    return this.path;
+  }
+
+  /** The crm_config set with these values, as a fragment for a larger CIB update. */
+  private propertySetXml(values: ReadonlyArray<[string, string]>): string {
+    const pairs = values
       .map(([n, v]) => `<nvpair id="${xmlEscape(`${this.setId}-${n}`)}" name="${xmlEscape(n)}" value="${xmlEscape(v)}"/>`)
       .join('');
     return `<cluster_property_set id="${xmlEscape(this.setId)}">${pairs}</cluster_property_set>`;
   }
 
-  /** Removes the whole set (teardown). */
+  /** Removes the whole record, both parts (teardown). */
   async clear(): Promise<void> {
-    const r = await run('cibadmin', ['--delete', '--xml-text', `<cluster_property_set id="${xmlEscape(this.setId)}"/>`], {
-      timeoutMs: this.timeoutMs(),
-    });
-    if (r.code !== 0 && r.code !== CRM_EX_NOSUCH) throw this.failure('delete', '(all)', r);
+    for (const xml of [`<cluster_property_set id="${xmlEscape(this.setId)}"/>`, `<meta_attributes id="${xmlEscape(this.liveSetId)}"/>`]) {
+      const r = await run('cibadmin', ['--delete', '--xml-text', xml], { timeoutMs: this.timeoutMs() });
+      if (r.code !== 0 && r.code !== CRM_EX_NOSUCH) throw this.failure('delete', '(all)', r);
+    }
   }
 
   private failure(what: string, name: string, r: { code: number | null; stderr: string; stdout: string; timedOut: boolean }) {

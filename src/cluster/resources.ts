@@ -40,11 +40,22 @@ export function findAttribute(
   const hits = sets.flatMap((s) => s.children.filter((n) => n.tag === 'nvpair' && n.attrs.name === name));
   const nv = hits[0];
   if (!nv) return undefined;
+  return { resource: id, name, value: nv.attrs.value ?? '', path: pathOf(nv) };
+}
+
+/** [tag, id] pairs from below <resources> down to the element. */
+function pathOf(el: XmlElement): Array<[string, string]> {
   const path: Array<[string, string]> = [];
-  for (let e: XmlElement | undefined = nv; e && e.tag !== 'resources'; e = e.parent) {
+  for (let e: XmlElement | undefined = el; e && e.tag !== 'resources'; e = e.parent) {
     path.unshift([e.tag, e.attrs.id ?? '']);
   }
-  return { resource: id, name, value: nv.attrs.value ?? '', path };
+  return path;
+}
+
+/** Where resource `id` sits under <resources> (it may be inside a group or clone); undefined when it is not there. */
+export async function resourcePath(id: string, timeoutMs: number): Promise<Array<[string, string]> | undefined> {
+  const rsc = findFirst(await readResourcesSection(timeoutMs), (e) => PRIMITIVE_TAGS.has(e.tag) && e.attrs.id === id);
+  return rsc ? pathOf(rsc) : undefined;
 }
 
 export function requireAttribute(resources: XmlElement, id: string, name: string): AttributeRef {
@@ -135,8 +146,8 @@ export async function setAttributesAtomically(
   changes: readonly AttributeChange[],
   constraintsXml: readonly string[],
   timeoutMs: number,
-  /** Cluster properties written in the same update (e.g. the cutover step). */
-  crmConfigXml = '',
+  /** Further attributes written in the same update (e.g. the cutover step). */
+  extra: { refs: ReadonlyArray<{ ref: AttributeRef; value: string }>; crmConfigXml: string } = { refs: [], crmConfigXml: '' },
   /** Read the result back (a caller in a hurry verifies later with verifyAttributes). */
   verify = true,
 ): Promise<void> {
@@ -151,7 +162,7 @@ export async function setAttributesAtomically(
     }
     return { ref, value: c.value };
   });
-  await modifyConfiguration(buildModifyFragment(refs, constraintsXml, crmConfigXml), timeoutMs);
+  await modifyConfiguration(buildModifyFragment([...refs, ...extra.refs], constraintsXml, extra.crmConfigXml), timeoutMs);
   if (verify) await verifyAttributes(changes, timeoutMs);
 }
 

@@ -13,7 +13,8 @@ import type { Logger } from '../ocf/log';
 import type { Deadline } from '../ocf/deadline';
 import { readStatus, cloneNodes, type CloneNodes } from '../cluster/crm-mon';
 import { readResourcesSection, findAttribute } from '../cluster/resources';
-import { ClusterState } from '../cluster/attributes';
+import type { ClusterState } from '../cluster/attributes';
+import { migrationRecord } from './cib-state';
 import { findFirst, type XmlElement } from '../cluster/xml';
 import { subscriptionConninfo, type Endpoint, type ConnectOptions, type SslMode } from '../pg/connection';
 import type { DatabaseObjects } from './names';
@@ -144,7 +145,7 @@ export async function resolvePlan(ctx: Pick<ActionContext, 'cfg' | 'env' | 'log'
     instance,
     log,
     deadline,
-    state: new ClusterState(instance, step),
+    state: migrationRecord(instance, step),
     sourcePrimary,
     slotHost,
     targetPrimary,

@@ -3,7 +3,7 @@ import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import { observeAll } from './observe';
 import { assessDatabase, type DatabaseHealth } from './health';
-import { KEY } from './cib-state';
+import { KEY, phaseOf } from './cib-state';
 import { settleAll } from './parallel';
 import { connect, describe } from '../pg/connection';
 import { classify } from '../pg/errors';
@@ -64,8 +64,9 @@ async function reverseHealth(plan: Plan): Promise<ReverseHealth[]> {
 }
 
 export async function collectStatus(plan: Plan): Promise<StatusReport> {
-  const cib = Object.fromEntries(await plan.state.readAll());
-  const phase = cib[KEY.phase] ?? 'not started';
+  const record = await plan.state.readAll();
+  const cib = Object.fromEntries(record);
+  const phase = phaseOf(record) ?? 'not started';
   const base = { resource: plan.instance, phase, startedAt: cib[KEY.startedAt], cib };
   if (phase === 'complete') return { ...base, databases: [], reverse: await reverseHealth(plan) };
   const views = await observeAll(plan);

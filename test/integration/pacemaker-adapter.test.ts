@@ -2,13 +2,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readStatus, cloneNodes } from '../../src/cluster/crm-mon';
+import { readStatus, cloneNodes, lastStarts } from '../../src/cluster/crm-mon';
 import { ClusterState, localNodeName } from '../../src/cluster/attributes';
 import { readResourcesSection, findAttribute, setAttributesAtomically, setMetaAttribute } from '../../src/cluster/resources';
 import { parseXml, findAll, findFirst, byTagId } from '../../src/cluster/xml';
 import { rig } from '../support/rig';
 
 const exec = promisify(execFile);
+const cibQueryXml = async () => parseXml((await exec('cibadmin', ['--query'])).stdout);
 const T = 10_000;
 
 describe('Pacemaker adapter on the real cluster', () => {
@@ -42,6 +43,41 @@ describe('Pacemaker adapter on the real cluster', () => {
     expect(await state.get('phase')).toBeUndefined();
     const other = new ClusterState('adapter-test-other', () => T);
     expect(await other.get('cutover-step')).toBeUndefined();
+  });
+
+  it('keeps live keys on the resource and the lasting ones in crm_config, written in one update, restarting nothing', async () => {
+    // The VIP stand-in plays the migration resource: it must not restart when its record changes.
+    const live = new ClusterState('postgres-vip-18', () => T, (name) => name.startsWith('cutover-'));
+    const startsBefore = lastStarts(await readStatus(T, { operations: true }), 'postgres-vip-18');
+    const epochOf = async () => Number(parseXml((await exec('cibadmin', ['--query'])).stdout).attrs.epoch);
+    try {
+      const before = await epochOf();
+      await live.setMany({ phase: 'forward', 'cutover-step': 'fence', 'cutover-lease': 'vm:1:2' });
+      expect(await epochOf()).toBe(before + 1);
+      expect(Object.fromEntries(await live.readAll())).toEqual({ phase: 'forward', 'cutover-step': 'fence', 'cutover-lease': 'vm:1:2' });
+      const cib = parseXml((await exec('cibadmin', ['--query'])).stdout);
+      const metaSet = findFirst(findFirst(cib, byTagId('primitive', 'postgres-vip-18'))!, byTagId('meta_attributes', 'pgtwin-migrate-postgres-vip-18-live'));
+      expect(metaSet?.children.map((n) => n.attrs.name).sort()).toEqual(['cutover-lease', 'cutover-step']);
+      const propertySet = findFirst(cib, byTagId('cluster_property_set', 'pgtwin-migrate-postgres-vip-18'));
+      expect(propertySet?.children.map((n) => n.attrs.name)).toEqual(['phase']);
+      await live.set('cutover-step', 'sync');
+      expect(await live.get('cutover-step')).toBe('sync');
+      await live.delete('cutover-lease');
+      expect(await live.get('cutover-lease')).toBeUndefined();
+      // Pacemaker had time to act on the changes: the resource was not restarted.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(lastStarts(await readStatus(T, { operations: true }), 'postgres-vip-18')).toEqual(startsBefore);
+    } finally {
+      await live.clear();
+    }
+    expect(await live.readAll()).toEqual(new Map());
+    // Run by hand for an id that is no resource: the live keys stay in crm_config.
+    const byHand = new ClusterState('adapter-test-no-resource', () => T, (name) => name.startsWith('cutover-'));
+    await byHand.setMany({ phase: 'forward', 'cutover-step': 'fence' });
+    const set = findFirst(await cibQueryXml(), byTagId('cluster_property_set', 'pgtwin-migrate-adapter-test-no-resource'));
+    expect(set?.children.map((n) => n.attrs.name).sort()).toEqual(['cutover-step', 'phase']);
+    expect(Object.fromEntries(await byHand.readAll())).toEqual({ phase: 'forward', 'cutover-step': 'fence' });
+    await byHand.clear();
   });
 
   it('reads and sets instance and meta parameters of resources', async () => {

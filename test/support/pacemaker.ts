@@ -79,7 +79,8 @@ export function vipAddresses(cib: ReturnType<typeof parseXml>): { production: st
   return { production: ip('postgres-vip'), target: ip('postgres-vip-18') };
 }
 
+/** The migration's record: its crm_config property set, and the live set on the resource where there is one. */
 export function migrationRecord(cib: ReturnType<typeof parseXml>, instance: string): Record<string, string> {
-  const set = findFirst(cib, byTagId('cluster_property_set', `pgtwin-migrate-${instance}`));
-  return Object.fromEntries((set?.children ?? []).map((n) => [n.attrs.name ?? '', n.attrs.value ?? '']));
+  const sets = [findFirst(cib, byTagId('cluster_property_set', `pgtwin-migrate-${instance}`)), findFirst(cib, byTagId('meta_attributes', `pgtwin-migrate-${instance}-live`))];
+  return Object.fromEntries(sets.flatMap((set) => (set?.children ?? []).map((n) => [n.attrs.name ?? '', n.attrs.value ?? ''])));
 }

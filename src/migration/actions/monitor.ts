@@ -15,9 +15,8 @@ import { observeAll, observeOne } from '../observe';
 import { leanObservation, rememberedSource } from '../report';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
-import { KEY, type Phase } from '../cib-state';
+import { migrationRecord, phaseOf } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
-import { ClusterState } from '../../cluster/attributes';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
@@ -28,8 +27,8 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   if (!readMarker(ctx.env.rscTmp, instance)) return OCF.NOT_RUNNING;
   setStep('discovering the clusters');
   // The CIB record does not depend on the discovery: read both at once.
-  const [plan, cib] = await Promise.all([resolvePlan(ctx), new ClusterState(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
-  const phase = (cib.get(KEY.phase) as Phase | undefined) ?? 'forward';
+  const [plan, cib] = await Promise.all([resolvePlan(ctx), migrationRecord(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
+  const phase = phaseOf(cib) ?? 'forward';
   if (phase === 'complete') {
     ctx.log.info(`migration ${instance} is complete; nothing to watch`);
     return OCF.SUCCESS;

@@ -13,7 +13,7 @@ import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { preflight, formatFinding, logFindings } from '../preflight';
 import { setupForward } from '../forward';
 import { settleAll, sleep } from '../parallel';
-import { KEY, parseBaseline, diffBaseline, type Phase } from '../cib-state';
+import { KEY, parseBaseline, diffBaseline, phaseOf } from '../cib-state';
 import { writeMarker, writeBaselineFile, updateStateFile, removeBaselineFile, removeStateFiles } from '../state-files';
 import { connect } from '../../pg/connection';
 import { readSubscription } from '../../pg/subscription';
@@ -26,7 +26,7 @@ export async function start(ctx: ActionContext): Promise<number> {
   setStep('discovering the clusters');
   const plan = await resolvePlan(ctx);
   const cib = await plan.state.readAll();
-  const phase = cib.get(KEY.phase) as Phase | undefined;
+  const phase = phaseOf(cib);
   if (phase === 'complete') {
     ctx.log.info(`migration ${plan.instance} completed at ${cib.get(KEY.completedAt) ?? 'an earlier time'}; nothing to create (run pgtwin-migrate teardown to remove its record)`);
     markRunning(ctx, plan);

@@ -11,7 +11,7 @@ import type { Plan } from '../plan';
 import { CUTOVER_KEY, shouldLaunch, shouldReset } from './steps';
 import { decodeLease, holderAlive, workerAlive, type Lease } from './lease';
 import { localNodeName } from '../../cluster/attributes';
-import { KEY } from '../cib-state';
+import { phaseOf } from '../cib-state';
 import { sleep } from '../parallel';
 import { CutoverRun } from './worker';
 import { openCutoverLog } from './cutover-log';
@@ -43,7 +43,7 @@ export interface Supervision {
 /** The monitor's and reload-agent's part: launch, supervise, take over, acknowledge. */
 export async function superviseCutover(plan: Plan, cib: ReadonlyMap<string, string>): Promise<Supervision> {
   const state = cib.get(CUTOVER_KEY.state);
-  const phase = cib.get(KEY.phase);
+  const phase = phaseOf(cib);
   if (state === 'running') {
     const lease = decodeLease(cib.get(CUTOVER_KEY.lease));
     const node = await localNodeName(plan.deadline.stepMs(5_000));

@@ -78,7 +78,6 @@ export class VipHandOver {
    */
   async swap(): Promise<void> {
     const { cfg } = this.ctx.plan;
-    const swappedRecord = this.ctx.plan.state.propertySetXml({ [CUTOVER_KEY.step]: 'swapped', [CUTOVER_KEY.lease]: this.ctx.lease() });
     if (!cfg.production_vip_resource || !cfg.target_vip_resource) {
       this.ctx.log.warn('cutover: production_vip_resource or target_vip_resource is empty; the VIP is not moved (move it yourself)');
       await this.ctx.plan.state.setMany({ [CUTOVER_KEY.step]: 'swapped', [CUTOVER_KEY.lease]: this.ctx.lease() });
@@ -95,7 +94,7 @@ export class VipHandOver {
       ],
       [order],
       10_000,
-      swappedRecord,
+      await this.ctx.plan.state.fragment({ [CUTOVER_KEY.step]: 'swapped', [CUTOVER_KEY.lease]: this.ctx.lease() }),
       false, // read back after the window (verify)
     );
     this.ctx.step = 'swapped';
