@@ -72,8 +72,9 @@ export class Writer {
           await client.query(`INSERT INTO ${this.table} (token) VALUES ($1)`, [token]);
           this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: true, sqlstate: undefined });
         } catch (err) {
-          // No SQLSTATE: the connection itself was lost (e.g. the session was ended while idle).
-          const sqlstate = (err as { code?: string }).code ?? 'connection-lost';
+          // Not an error from the server (EPIPE, ECONNRESET, a client no longer queryable):
+          // the connection itself was lost, e.g. the session was ended while idle.
+          const sqlstate = err instanceof pg.DatabaseError ? err.code : 'connection-lost';
           this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: false, sqlstate });
           if (sqlstate !== '25006') {
             await client.end().catch(() => undefined);
