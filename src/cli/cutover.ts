@@ -61,7 +61,7 @@ export async function followCutover(plan: Plan, seconds: number): Promise<number
     const step = cib.get(CUTOVER_KEY.step) ?? '';
     const now = `${state ?? 'requested'} ${step}`;
     if (now !== last) {
-      out(`${new Date().toISOString()} cutover ${state ?? 'requested'}: ${step}`);
+      out(`${new Date().toISOString()} ${state === undefined ? 'cutover requested; waiting for Pacemaker to start it (reload-agent or the next monitor)' : `cutover ${state}: ${step}`}`);
       last = now;
     }
     seenRunning ||= state === 'running';
