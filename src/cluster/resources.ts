@@ -27,6 +27,11 @@ export async function readResourcesSection(timeoutMs: number): Promise<XmlElemen
 
 const PRIMITIVE_TAGS = new Set(['primitive', 'clone', 'group', 'master', 'bundle']);
 
+/** The resource (primitive, clone, group, bundle) with this id, wherever it sits under <resources>. */
+function findResource(resources: XmlElement, id: string): XmlElement | undefined {
+  return findFirst(resources, (e) => PRIMITIVE_TAGS.has(e.tag) && e.attrs.id === id);
+}
+
 /** The instance (or meta) attribute `name` of resource `id`, with its CIB path. */
 export function findAttribute(
   resources: XmlElement,
@@ -34,7 +39,7 @@ export function findAttribute(
   name: string,
   section: 'instance_attributes' | 'meta_attributes' = 'instance_attributes',
 ): AttributeRef | undefined | 'no-resource' {
-  const rsc = findFirst(resources, (e) => PRIMITIVE_TAGS.has(e.tag) && e.attrs.id === id);
+  const rsc = findResource(resources, id);
   if (!rsc) return 'no-resource';
   const sets = rsc.children.filter((c) => c.tag === section);
   const hits = sets.flatMap((s) => s.children.filter((n) => n.tag === 'nvpair' && n.attrs.name === name));
@@ -54,7 +59,7 @@ function pathOf(el: XmlElement): Array<[string, string]> {
 
 /** Where resource `id` sits under <resources> (it may be inside a group or clone); undefined when it is not there. */
 export async function resourcePath(id: string, timeoutMs: number): Promise<Array<[string, string]> | undefined> {
-  const rsc = findFirst(await readResourcesSection(timeoutMs), (e) => PRIMITIVE_TAGS.has(e.tag) && e.attrs.id === id);
+  const rsc = findResource(await readResourcesSection(timeoutMs), id);
   return rsc ? pathOf(rsc) : undefined;
 }
 
