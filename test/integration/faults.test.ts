@@ -23,6 +23,15 @@ const ROWS = "INSERT INTO items SELECT g, 'row ' || g FROM generate_series(1, 10
 /** Fixed ports of this file's temporary clusters (startTempCluster counts up from 54400 by default). */
 const PORT = { walReplica: 54461, fewSlots: 54462, source: 54463, target18: 54464, origins18: 54465 } as const;
 
+/** validate-all at depth 10 reports what start reported (code, exit reason, findings), and creates nothing either. */
+async function expectValidateAllAgrees(m: Migration, start: AgentResult): Promise<void> {
+  const v = await m.run('validate-all', {}, { env: { OCF_CHECK_LEVEL: '10' } });
+  expect(v.code).toBe(start.code);
+  expect(v.exitReason).toBe(start.exitReason);
+  expect(errorFindings(v.stderr)).toEqual(errorFindings(start.stderr));
+  await expectNothingLeft(m);
+}
+
 describe('faults: bad input and failures end cleanly', () => {
   const migrations: Migration[] = [];
   const clusters = new Map<string, TempCluster>();
@@ -92,13 +101,7 @@ describe('faults: bad input and failures end cleanly', () => {
       await expectNothingLeft(m);
     });
 
-    it('validate-all at OCF_CHECK_LEVEL=10 reports the same problem and creates nothing', async () => {
-      const v = await m.run('validate-all', {}, { env: { OCF_CHECK_LEVEL: '10' } });
-      expect(v.code).toBe(start.code);
-      expect(v.exitReason).toBe(start.exitReason);
-      expect(errorFindings(v.stderr)).toEqual(errorFindings(start.stderr));
-      await expectNothingLeft(m);
-    });
+    it('validate-all at OCF_CHECK_LEVEL=10 reports the same problem and creates nothing', () => expectValidateAllAgrees(m, start));
 
     it('validate-all without depth does not look at the clusters: 0', async () => {
       const v = await m.run('validate-all');
@@ -217,13 +220,7 @@ describe('faults: bad input and failures end cleanly', () => {
       await expectNothingLeft(m);
     });
 
-    it('validate-all at OCF_CHECK_LEVEL=10 reports the same problem and creates nothing', async () => {
-      const v = await m.run('validate-all', {}, { env: { OCF_CHECK_LEVEL: '10' } });
-      expect(v.code).toBe(start.code);
-      expect(v.exitReason).toBe(start.exitReason);
-      expect(errorFindings(v.stderr)).toEqual(errorFindings(start.stderr));
-      await expectNothingLeft(m);
-    });
+    it('validate-all at OCF_CHECK_LEVEL=10 reports the same problem and creates nothing', () => expectValidateAllAgrees(m, start));
   });
 
   it('f: source down at start: 1 (transient), naming the source address and "connection refused"', async () => {
