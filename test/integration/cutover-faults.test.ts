@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { Migration, waitFor, leftovers } from '../support/migration';
+import { Migration, waitFor, waitTablesSynchronised, leftovers } from '../support/migration';
 import { execFileSync } from 'node:child_process';
 import { sql, rig, type RigServer } from '../support/rig';
 import { cibQuery, vipAddresses, migrationRecord } from '../support/pacemaker';
@@ -43,11 +43,8 @@ async function newMigration(instance: string, dbs: string[], extra: Record<strin
   expect(start.code, start.stderr).toBe(0);
   for (const db of dbs) {
     await waitFor(`${db} copied`, async () => (await count(m.target, db)) === 300);
-    // Rows visible is not yet synchronised: a test that locks a table must not catch its table sync.
-    await waitFor(`${db} tables synchronised`, async () => {
-      const rows = await sql<{ pending: string }>(m.target, db, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::text AS pending FROM pg_subscription_rel");
-      return rows[0]!.pending === '0';
-    });
+    // A test that locks a table must not catch its table sync.
+    await waitTablesSynchronised(m.target, db);
   }
   return m;
 }

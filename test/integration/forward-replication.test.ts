@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Migration, waitFor } from '../support/migration';
+import { Migration, waitFor, waitTablesSynchronised } from '../support/migration';
 import { sql } from '../support/rig';
 
 const DBS = ['fwd_app', 'fwd_analytics', 'fwd_reporting'];
@@ -123,6 +123,8 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
     await sql(m.target, 'fwd_reporting', 'UPDATE pgtwin_migrate.ddl_log SET handled = true WHERE NOT replayable');
     m.lookAgain();
     expect((await m.run('monitor', {}, { interval: 10_000 })).code).toBe(0);
+    // With the table now on the target, that monitor added it to the subscription: it is copied.
+    await waitTablesSynchronised(m.target, 'fwd_reporting');
   });
 
   it('status shows a table per database, and the same facts as JSON', async () => {

@@ -179,3 +179,14 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
+
+/**
+ * Until every table of the database's subscriptions is synchronised (state
+ * 'r'): rows visible on the target do not yet mean the table sync is done.
+ */
+export async function waitTablesSynchronised(target: RigServer, db: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${db} tables synchronised`, async () => {
+    const rows = await sql<{ pending: string }>(target, db, "SELECT count(*) FILTER (WHERE srsubstate <> 'r')::text AS pending FROM pg_subscription_rel");
+    return rows[0]!.pending === '0';
+  }, timeoutMs);
+}
