@@ -1,6 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+// src/pg/sql/*.sql are imported as text, as esbuild bundles them.
+const sqlAsText = {
+  name: 'sql-as-text',
+  transform(code: string, id: string) {
+    return id.endsWith('.sql') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
+  },
+};
+
 export default defineConfig({
+  plugins: [sqlAsText],
   test: {
     reporters: ['default', ['json', { outputFile: 'dist/test-results.json' }]],
     projects: [

@@ -46,6 +46,8 @@ await build({
   legalComments: 'none',
   // pg's optional native binding is never used.
   plugins: [noWorkerProbe],
+  // SQL installed in every database lives in src/pg/sql/*.sql, bundled as text.
+  loader: { '.sql': 'text' },
   external: ['pg-native'],
   define: {
     __PGTWIN_BUILD__: JSON.stringify(stamp),

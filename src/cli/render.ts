@@ -2,6 +2,7 @@
 import type { StatusReport } from '../migration/status';
 import type { DatabaseHealth } from '../migration/health';
 import { formatBytes, copyFraction } from '../migration/health';
+import type { Proof } from '../migration/cutover/proof';
 
 function pad(cells: string[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? '')].length)));
@@ -34,8 +35,9 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
       (c['cutover-error'] ? `\n  ! ${c['cutover-error']}` : '') +
       (c['cutover-log'] ? `\n  log: ${c['cutover-log']}` : '')
     : undefined;
-  const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : [])].join('\n');
-  if (r.phase === 'complete') {
+  const history = r.history.length > 0 ? ['history:', ...r.history.map((e) => `  ${e.at.replace('T', ' ').slice(0, 19)}  ${e.event}${e.detail ? `: ${e.detail}` : ''}`)] : [];
+  const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : []), ...history].join('\n');
+  if (r.phase === 'reverse' || r.phase === 'failback') {
     const rows = [['DATABASE', 'REVERSE (target → source)', 'LAG', 'OBSERVED']];
     for (const d of r.reverse) rows.push([d.database, d.state, formatBytes(d.lagBytes), d.observedAt.slice(11, 19)]);
     const problems = r.reverse.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
@@ -57,4 +59,22 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
   const problems = r.databases.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
   const ddl = r.databases.filter((d) => d.ddlNotReplayed > 0).map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed; latest ${d.ddlLatest}`);
   return [head, pad(rows), ...problems, ...ddl].join('\n') + '\n';
+}
+
+/** The proofs of the completed switches, for people (status --proof; --json gives the full record). */
+export function renderProofs(proofs: readonly Proof[]): string {
+  if (proofs.length === 0) return 'no switch has completed yet\n';
+  const out: string[] = [];
+  proofs.forEach((p, i) => {
+    out.push(
+      `#${i + 1} ${p.kind} (${p.from} → ${p.to}): fenced ${p.fencedAt ?? '?'}, swapped ${p.swappedAt ?? '?'}, first write ${p.firstWriteAt ?? '?'}; read-only window ${p.windowMs ?? '?'} ms`,
+      `   fence position ${p.fenceLsn ?? '?'}; address: ${p.addressProof ?? '?'}`,
+    );
+    const rows = [['DATABASE', 'FENCE LSN', 'SLOT CONFIRMED', 'LEFT IN SLOT', 'CARRIED OVER', 'TABLES', 'SEQUENCES']];
+    for (const d of p.databases) {
+      rows.push([d.database, d.fenceLsn ?? '?', d.slotConfirmedLsn ?? '?', String(d.pendingAtProof ?? '?'), String(d.carriedOver ?? 0), String(d.tables ?? '?'), String(d.sequences?.length ?? 0)]);
+    }
+    out.push(pad(rows).replace(/^/gm, '   '));
+  });
+  return `${out.join('\n')}\n`;
 }

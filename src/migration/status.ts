@@ -3,7 +3,8 @@ import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import { observeAll } from './observe';
 import { assessDatabase, type DatabaseHealth } from './health';
-import { KEY, phaseOf } from './cib-state';
+import { KEY, phaseOf, parseHistory, proofKey, type HistoryEvent } from './cib-state';
+import { decodeProof, type Proof } from './cutover/proof';
 import { settleAll } from './parallel';
 import { connect, describe } from '../pg/connection';
 import { classify } from '../pg/errors';
@@ -26,13 +27,15 @@ export interface StatusReport {
   readonly phase: string;
   readonly startedAt: string | undefined;
   readonly cib: Readonly<Record<string, string>>;
+  /** The migration's story: forward started, copy done, each switch, finish (from the CIB, the same on every node). */
+  readonly history: readonly HistoryEvent[];
   /** Forward replication, until the cutover completes. */
   readonly databases: ReadonlyArray<DatabaseHealth & { readonly observedAt: string }>;
   /** Reverse replication (target → source), once the cutover is complete: the way back. */
   readonly reverse: readonly ReverseHealth[];
 }
 
-async function reverseHealth(plan: Plan): Promise<ReverseHealth[]> {
+export async function reverseHealth(plan: Plan): Promise<ReverseHealth[]> {
   const results = await settleAll(plan.cfg.objects, 16, async (o): Promise<ReverseHealth> => {
     const db = JSON.stringify(o.database);
     const observedAt = new Date().toISOString();
@@ -65,14 +68,28 @@ async function reverseHealth(plan: Plan): Promise<ReverseHealth[]> {
 
 export async function collectStatus(plan: Plan): Promise<StatusReport> {
   const record = await plan.state.readAll();
-  const cib = Object.fromEntries(record);
+  // The proofs are long and have their own view (status --proof).
+  const cib = Object.fromEntries([...record].filter(([k]) => !/^proof-\d+$/.test(k) && k !== KEY.history));
   const phase = phaseOf(record) ?? 'not started';
-  const base = { resource: plan.instance, phase, startedAt: cib[KEY.startedAt], cib };
-  if (phase === 'complete') return { ...base, databases: [], reverse: await reverseHealth(plan) };
+  const base = { resource: plan.instance, phase, startedAt: cib[KEY.startedAt], cib, history: parseHistory(record.get(KEY.history)) };
+  if (phase === 'reverse' || phase === 'failback') return { ...base, databases: [], reverse: await reverseHealth(plan) };
+  if (phase === 'finished') return { ...base, databases: [], reverse: [] };
   const views = await observeAll(plan);
   const databases = views.map((v) => ({
     ...assessDatabase(v, { expectEnabled: phase !== 'cutover', lagThreshold: plan.cfg.lag_threshold }),
     observedAt: v.observedAt.toISOString(),
   }));
   return { ...base, databases, reverse: [] };
+}
+
+/** The proof of every completed switch, oldest first (status --proof). */
+export async function collectProofs(plan: Plan): Promise<Proof[]> {
+  const record = await plan.state.readAll();
+  const n = Number(record.get(KEY.switches)) || 0;
+  const out: Proof[] = [];
+  for (let i = 1; i <= n; i++) {
+    const p = decodeProof(record.get(proofKey(i)));
+    if (p) out.push(p);
+  }
+  return out;
 }

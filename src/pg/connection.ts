@@ -78,8 +78,9 @@ function clientConfig(ep: Endpoint, database: string, opts: ConnectOptions, ssl:
     query_timeout: (opts.statementTimeoutMs ?? opts.timeoutMs) + 2_000,
     statement_timeout: opts.statementTimeoutMs ?? opts.timeoutMs,
     application_name: opts.applicationName ?? 'pgtwin-migrate',
-    // The agent's own DDL (its schema, triggers) is never captured for replay.
-    options: [CAPTURE_OFF_OPTION, ...Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`)].join(' '),
+    // The agent's own DDL (its schema, triggers) is never captured for replay, and the
+    // agent passes the write fence: replica mode, which only a superuser can set.
+    options: [CAPTURE_OFF_OPTION, '-c session_replication_role=replica', ...Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`)].join(' '),
     keepAlive: true,
   };
 }

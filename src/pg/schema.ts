@@ -122,10 +122,36 @@ export async function dumpSchema(dump: PgDump, source: Endpoint, database: strin
   if (r.code !== 0) {
     throw new PgFailure('sql', `pg_dump of ${JSON.stringify(database)} failed (exit ${r.code}): ${firstLine(r)}`);
   }
-  return r.stdout
-    .split('\n')
-    .filter((line) => !/^\\(restrict|unrestrict|connect)\b/.test(line))
-    .join('\n');
+  return withoutAgentObjects(
+    r.stdout
+      .split('\n')
+      .filter((line) => !/^\\(restrict|unrestrict|connect)\b/.test(line))
+      .join('\n'),
+  );
+}
+
+/** The agent's own event triggers (fence, DDL capture) and table fence triggers, as pg_dump names them. */
+const AGENT_EVENT_TRIGGER = /^(CREATE|ALTER|COMMENT ON) EVENT TRIGGER "?(pgtwin_migrate_|replicate_ddl_to_)/;
+const AGENT_TABLE_TRIGGER = /^(CREATE TRIGGER pgtwin_migrate_fence |ALTER TABLE .* (ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER pgtwin_migrate_fence;$)/;
+
+/**
+ * A schema dump without the agent's own objects: the target gets its own
+ * fence and capture triggers (its functions would not exist yet when the
+ * dump is applied). pg_dump writes each of these statements on lines of its
+ * own, an event trigger over several lines up to the one ending in `;`.
+ */
+export function withoutAgentObjects(script: string): string {
+  const out: string[] = [];
+  let skipping = false;
+  for (const line of script.split('\n')) {
+    if (skipping || AGENT_EVENT_TRIGGER.test(line)) {
+      skipping = !line.trimEnd().endsWith(';');
+      continue;
+    }
+    if (AGENT_TABLE_TRIGGER.test(line)) continue;
+    out.push(line);
+  }
+  return out.join('\n');
 }
 
 /** Applies a schema script in one transaction: all of it, or nothing. */

@@ -154,6 +154,8 @@ export interface CreateSubscription {
   readonly createSlot: boolean;
   /** The subscriber's major version: origin = none needs 16. */
   readonly subscriberMajor: number;
+  /** none: never send back what arrived by replication (the reverse direction); any: everything. */
+  readonly origin?: 'none' | 'any';
 }
 
 /** CREATE SUBSCRIPTION; the slot is created on the publisher by the subscriber's server. */
@@ -165,8 +167,7 @@ export async function createSubscription(c: pg.Client, s: CreateSubscription): P
     `enabled = ${s.enabled}`,
     'disable_on_error = false',
   ];
-  // Never send back what arrived by replication (also guards the reverse direction).
-  if (s.subscriberMajor >= 16) options.push('origin = none');
+  if (s.subscriberMajor >= 16) options.push(`origin = ${s.origin === 'any' ? 'any' : 'none'}`);
   try {
     await c.query(
       `CREATE SUBSCRIPTION ${ident(s.name)} CONNECTION ${literal(s.conninfo)} PUBLICATION ${ident(s.publication)} WITH (${options.join(', ')})`,

@@ -18,8 +18,8 @@ import { objectNames, DEFAULT_PREFIXES } from '../../src/migration/names';
 
 const SCHEMA = 'CREATE TABLE orders (id bigserial PRIMARY KEY, note text)';
 const SEED = "INSERT INTO orders (note) SELECT 'seed' FROM generate_series(1, 300)";
-const PRE_SWAP = ['recheck', 'prepare-reverse', 'fence', 'sync', 'disable-forward', 'sequences'] as const;
-const POST_SWAP = ['swap-vip', 'source-read-write', 'enable-reverse', 'drop-forward'] as const;
+const PRE_SWAP = ['recheck', 'prepare-reverse', 'fence', 'sync', 'disable-forward', 'sequences', 'reverse-tables'] as const;
+const POST_SWAP = ['swap-vip', 'address', 'final-proof', 'lift', 'enable-reverse', 'drop-forward'] as const;
 
 async function count(server: RigServer, db: string): Promise<number> {
   return Number((await sql<{ n: string }>(server, db, 'SELECT count(*)::text AS n FROM orders'))[0]!.n);
@@ -56,7 +56,7 @@ async function killWorkerAfter(m: Migration, step: string): Promise<void> {
   const log = join(m.stateDir, '.pgtwin_migrate_cutover.log');
   await waitFor(`worker paused after ${step}`, async () => existsSync(log) && readFileSync(log, 'utf8').includes(`paused after step ${step}`), 60_000);
   const lease = (await record(m.opts.instance))['cutover-lease']!;
-  const pid = Number(lease.split(':')[1]);
+  const pid = (JSON.parse(lease) as { pid: number }).pid;
   expect(pid).toBeGreaterThan(0);
   process.kill(pid, 'SIGKILL');
   await waitFor('worker gone', async () => !existsSync(`/proc/${pid}`), 10_000);
@@ -73,14 +73,18 @@ async function recoverByMonitor(m: Migration): Promise<Record<string, string>> {
   }, 120_000, 200);
 }
 
-async function sourceReadWrite(server: RigServer, db: string): Promise<void> {
+/** Does a plain client write on this server succeed (true), or is it refused as read-only (false)? */
+async function takesWrites(server: RigServer, db: string): Promise<boolean> {
   const c = new pg.Client({ host: server.socket, port: server.port, user: 'postgres', database: db });
   await c.connect();
   try {
-    const { rows } = await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v");
-    expect(rows[0]!.v).toBe('off');
-    const auto = await c.query("SELECT 1 FROM pg_file_settings WHERE name = 'default_transaction_read_only' AND applied");
-    expect(auto.rowCount).toBe(0);
+    await c.query('BEGIN READ WRITE');
+    await c.query("INSERT INTO orders (note) VALUES ('probe')");
+    await c.query('ROLLBACK');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '25006') return false;
+    throw err;
   } finally {
     await c.end();
   }
@@ -92,7 +96,9 @@ async function expectRolledBack(m: Migration, vipsBefore: ReturnType<typeof vipA
   expect(r.phase).toBe('forward');
   expect(vipAddresses(await cibQuery())).toEqual(vipsBefore);
   for (const db of m.opts.databases) {
-    await sourceReadWrite(m.source, db);
+    // The source takes writes again; the target still refuses them (production stays on the source).
+    expect(await takesWrites(m.source, db)).toBe(true);
+    expect(await takesWrites(m.target, db)).toBe(false);
     // No reverse objects anywhere; only the forward ones remain.
     expect((await leftovers(m.source, db)).filter((x) => /reverse|replicate_ddl_to_source/.test(x))).toEqual([]);
     expect((await leftovers(m.target, db)).filter((x) => /reverse|replicate_ddl_to_source/.test(x))).toEqual([]);
@@ -105,21 +111,26 @@ async function expectRolledBack(m: Migration, vipsBefore: ReturnType<typeof vipA
   }
   const mon = await m.run('monitor', { cutover_ready: 'true' }, { interval: 10_000 });
   expect(mon.code).toBe(190);
-  expect(mon.exitReason).toMatch(/^cutover failed and was rolled back: /);
+  expect(mon.exitReason).toMatch(/^the last switch failed and was rolled back: /);
 }
 
 async function expectRolledForward(m: Migration, vipsBefore: ReturnType<typeof vipAddresses>): Promise<void> {
   const r = await record(m.opts.instance);
   expect(r['cutover-state']).toBe('complete');
-  expect(r.phase).toBe('complete');
+  expect(r.phase).toBe('reverse');
   expect(vipAddresses(await cibQuery())).toEqual({ production: vipsBefore.target, target: vipsBefore.production });
   for (const db of m.opts.databases) {
-    await sourceReadWrite(m.source, db);
+    // Production is on the target; the old source refuses client writes (the way back applies there).
+    expect(await takesWrites(m.target, db)).toBe(true);
+    expect(await takesWrites(m.source, db)).toBe(false);
     expect(await count(m.target, db)).toBe(await count(m.source, db));
     expect(await sql(m.target, db, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
     await sql(m.target, db, "INSERT INTO orders (note) VALUES ('on the target after cutover')");
     await waitFor(`${db} reverse flows`, async () => (await sql(m.source, db, "SELECT 1 FROM orders WHERE note = 'on the target after cutover'")).length === 1);
   }
+  // The resource keeps running in phase reverse, and its monitor is healthy.
+  const mon = await m.run('monitor', { cutover_ready: 'true' }, { interval: 10_000 });
+  expect(mon.code, mon.stderr).toBe(0);
 }
 
 describe('cutover faults', () => {
@@ -141,7 +152,7 @@ describe('cutover faults', () => {
       expect((await m.run('reload-agent', { cutover_ready: 'false' })).code).toBe(0);
       expect((await record(m.opts.instance))['cutover-state']).toBe('reset');
     }
-  });
+  }, 900_000);
 
   for (const step of POST_SWAP) {
     it(`rolls forward when the worker is killed after ${step}`, async () => {
@@ -154,7 +165,7 @@ describe('cutover faults', () => {
     });
   }
 
-  it('rolls back with the source read-write when the source restarts during the sync wait', async () => {
+  it('rolls back with the source taking writes when the source restarts during the sync wait', async () => {
     // A PostgreSQL 15 source: its reverse slot is made after the sync, so a
     // lock that holds the target's apply worker cannot block it first.
     const temp: TempCluster = await startTempCluster('cf-restart', { major: 15 });
@@ -213,7 +224,7 @@ describe('cutover faults', () => {
     for (let i = 0; i < 2; i++) {
       const mon = await m.run('monitor', { ...changed, cutover_ready: 'true' }, { interval: 10_000 });
       expect(mon.code).toBe(190);
-      expect(mon.exitReason).toMatch(/^cutover failed and was rolled back: Database list changed during migration/);
+      expect(mon.exitReason).toMatch(/^the last switch failed and was rolled back: Database list changed during migration/);
       expect((await record(m.opts.instance))['cutover-state']).toBe('failed');
     }
     expect((await m.run('reload-agent', { ...changed, cutover_ready: 'true' })).code).toBe(0);

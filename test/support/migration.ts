@@ -144,6 +144,8 @@ export class Migration {
         await sql(s, db, 'DROP SCHEMA IF EXISTS pgtwin_migrate CASCADE').catch(() => undefined);
       }
     }
+    // PGTWIN_KEEP_STATE=1 keeps the state files and cutover logs for a look after a failed run.
+    if (process.env.PGTWIN_KEEP_STATE === '1') return;
     rmSync(this.stateDir, { recursive: true, force: true });
     rmSync(this.rscTmp, { recursive: true, force: true });
   }
