@@ -37,13 +37,8 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
     : undefined;
   const history = r.history.length > 0 ? ['history:', ...r.history.map((e) => `  ${e.at.replace('T', ' ').slice(0, 19)}  ${e.event}${e.detail ? `: ${e.detail}` : ''}`)] : [];
   const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : []), ...history].join('\n');
-  if (r.phase === 'reverse' || r.phase === 'failback') {
-    const rows = [['DATABASE', 'REVERSE (target → source)', 'LAG', 'OBSERVED']];
-    for (const d of r.reverse) rows.push([d.database, d.state, formatBytes(d.lagBytes), d.observedAt.slice(11, 19)]);
-    const problems = r.reverse.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
-    return [head, pad(rows), ...problems].join('\n') + '\n';
-  }
-  const rows = [['DATABASE', 'STATE', 'TABLES', 'COPY', 'LAG', 'LAG(s)', 'DDL!', 'OBSERVED']];
+  const reverse = r.phase === 'reverse' || r.phase === 'failback';
+  const rows = [['DATABASE', reverse ? 'REVERSE (target → source)' : 'STATE', 'TABLES', 'COPY', 'LAG', 'LAG(s)', 'DDL!', 'OBSERVED']];
   for (const d of r.databases) {
     rows.push([
       d.database,
@@ -57,7 +52,7 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
     ]);
   }
   const problems = r.databases.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
-  const ddl = r.databases.filter((d) => d.ddlNotReplayed > 0).map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed; latest ${d.ddlLatest}`);
+  const ddl = r.databases.filter((d) => d.ddlNotReplayed > 0).map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed on the ${reverse ? 'source' : 'target'}; latest ${d.ddlLatest}`);
   return [head, pad(rows), ...problems, ...ddl].join('\n') + '\n';
 }
 

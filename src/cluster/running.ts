@@ -59,6 +59,11 @@ export function lastOperation(cibStatus: XmlElement, rsc: string, node: string):
   };
 }
 
+/** Node names with a state in the CIB status section. */
+export function nodesIn(cibStatus: XmlElement): string[] {
+  return findAll(cibStatus, (e) => e.tag === 'node_state').map((n) => n.attrs.uname ?? '').filter(Boolean);
+}
+
 export async function readCibStatus(timeoutMs: number): Promise<XmlElement> {
   const r = await run('cibadmin', ['--query', '--scope', 'status'], { timeoutMs });
   if (r.code !== 0) throw new OcfError(OCF.ERR_GENERIC, `cannot read the CIB status (cibadmin exit ${r.code}: ${firstLine(r)}); is Pacemaker running?`);

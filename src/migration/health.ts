@@ -7,12 +7,15 @@ import type { DatabaseView } from './observe';
 import type { TableName } from '../pg/publication';
 import { tableKey } from '../pg/publication';
 import { OCF } from '../ocf/exit-codes';
+import { objectsOf, subscriberOf, publisherOf, type Direction } from './direction';
 
 export type DatabaseState = 'streaming' | 'copying' | 'paused' | 'broken';
 
 export interface DatabaseHealth {
   readonly database: string;
   readonly token: string;
+  /** The direction assessed (forward, or reverse in phase reverse). */
+  readonly direction?: Direction;
   readonly state: DatabaseState;
   /** What is wrong, when state is broken: one line naming the object and what was seen. */
   readonly problem: string | undefined;
@@ -61,6 +64,9 @@ export interface AssessOptions {
 
 export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
   const { objects } = view;
+  const d = view.direction ?? 'forward';
+  const names = objectsOf(objects, d);
+  const [subSide, pubSide] = [subscriberOf(d), publisherOf(d)];
   const db = JSON.stringify(objects.database);
   const src = view.source.ok ? view.source.value : undefined;
   const tgt = view.target.ok ? view.target.value : undefined;
@@ -72,6 +78,7 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
   const base = {
     database: objects.database,
     token: objects.token,
+    direction: d,
     lagBytes,
     lagSeconds,
     tablesReady: sub?.tablesReady ?? null,
@@ -96,24 +103,24 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
   // A failure to reach a side already names the server and the database.
   if (!view.source.ok) return { ...base, state: 'broken', problem: view.source.error.message };
   if (!view.target.ok) return { ...base, state: 'broken', problem: view.target.error.message };
-  if (!sub) return broken(`subscription ${objects.forwardSub} is missing on the target`);
-  if ((src!.publication ?? opts.remembered?.publication) === false) return broken(`publication ${objects.forwardPub} is missing on the source`);
-  if (!slot) return broken(`replication slot ${objects.forwardSlot} is missing on the source (slot lost)`);
-  if (slot.invalidated) return broken(`replication slot ${objects.forwardSlot} was invalidated (${slot.invalidated})`);
+  if (!sub) return broken(`subscription ${names.sub} is missing on the ${subSide}`);
+  if ((src!.publication ?? opts.remembered?.publication) === false) return broken(`publication ${names.pub} is missing on the ${pubSide}`);
+  if (!slot) return broken(`replication slot ${names.slot} is missing on the ${pubSide} (slot lost)`);
+  if (slot.invalidated) return broken(`replication slot ${names.slot} was invalidated (${slot.invalidated})`);
   if (!sub.enabled) {
-    if (opts.expectEnabled) return broken(`subscription ${objects.forwardSub} is disabled`);
+    if (opts.expectEnabled) return broken(`subscription ${names.sub} is disabled`);
     return { ...base, state: 'paused', problem: undefined };
   }
   // Counters only grow; a smaller value means the statistics were reset.
   const grew = (now: number, before: number | undefined) => (before === undefined || now < before ? 0 : now - before);
   const prev = opts.previousErrors;
   if (sub.workerPid === null) {
-    const errors = base.applyErrors + base.syncErrors > 0 ? ` (${base.applyErrors + base.syncErrors} apply/sync errors; see the target's log)` : '';
-    return broken(`apply worker of ${objects.forwardSub} is not running${errors}`);
+    const errors = base.applyErrors + base.syncErrors > 0 ? ` (${base.applyErrors + base.syncErrors} apply/sync errors; see the ${subSide}'s log)` : '';
+    return broken(`apply worker of ${names.sub} is not running${errors}`);
   }
   const newApplyErrors = grew(base.applyErrors, prev?.apply);
   if (newApplyErrors > 0) {
-    return broken(`apply worker of ${objects.forwardSub} failed ${newApplyErrors} time(s) since the last monitor; see the target's PostgreSQL log`);
+    return broken(`apply worker of ${names.sub} failed ${newApplyErrors} time(s) since the last monitor; see the ${subSide}'s PostgreSQL log`);
   }
   if (sub.tablesTotal > 0 && sub.tablesReady < sub.tablesTotal) {
     const copyFailures = prev ? grew(base.syncErrors, prev.sync) : base.syncErrors;
@@ -138,7 +145,7 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
   if (copy) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the target's PostgreSQL log`,
+      reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the ${subscriberOf(copy.direction ?? 'forward')}'s PostgreSQL log`,
     };
   }
   // A DDL statement not replayed usually explains a missing table: name it first.
@@ -146,14 +153,14 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
   if (ddl) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the target (latest ${ddl.ddlLatest ?? ''})`,
+      reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the ${subscriberOf(ddl.direction ?? 'forward')} (latest ${ddl.ddlLatest ?? ''})`,
     };
   }
   const missing = healths.find((h) => h.missingOnTarget.length > 0);
   if (missing) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the target, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
+      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the ${subscriberOf(missing.direction ?? 'forward')}, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
     };
   }
   return { code: OCF.SUCCESS, reason: undefined };

@@ -4,6 +4,13 @@ import type { DatabaseHealth, ErrorCounts } from './health';
 import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
 import { updateStateFile, readStateFile } from './state-files';
+import type { Direction } from './direction';
+
+/** A state file's memory of the monitor, only when it was written for the same direction (a switch changes it). */
+function stateOf(dir: string, token: string, d: Direction): Record<string, string> | undefined {
+  const state = readStateFile(dir, token);
+  return state && (state.direction ?? 'forward') === d ? state : undefined;
+}
 
 /** How long the monitor may go without reading a database's per-database details. */
 export const DETAILS_INTERVAL_MS = 60_000;
@@ -21,8 +28,9 @@ const age = (iso: string | undefined) => {
  * (so a hundred databases never all connect at once); at once whenever the
  * shared views or the target's tables call for it (see observe.ts).
  */
-export function leanObservation(plan: Plan): ObserveOptions {
+export function leanObservation(plan: Plan, d: Direction = 'forward'): ObserveOptions {
   const objects = plan.cfg.objects;
+  const readStateFile = (dir: string, token: string) => stateOf(dir, token, d);
   const quota = Math.ceil(objects.length / SPREAD);
   const dueBy = (field: string) =>
     new Set(
@@ -65,6 +73,7 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
   for (const h of healths) {
     try {
       updateStateFile(plan.stateDir, h.token, {
+        direction: h.direction ?? 'forward',
         ...(h.targetChecked
           ? { target_checked_at: new Date().toISOString(), unsubscribed_tables: h.unsubscribedTables, ddl_latest: h.ddlLatest ?? '' }
           : {}),
@@ -97,8 +106,8 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
 }
 
 /** The error counters the last monitor recorded in a database's state file, if it did. */
-export function previousErrors(plan: Plan, token: string): ErrorCounts | undefined {
-  const state = readStateFile(plan.stateDir, token);
+export function previousErrors(plan: Plan, token: string, d: Direction = 'forward'): ErrorCounts | undefined {
+  const state = stateOf(plan.stateDir, token, d);
   if (!state || state.apply_errors === undefined || state.sync_errors === undefined) return undefined;
   const apply = Number(state.apply_errors);
   const sync = Number(state.sync_errors);
@@ -106,8 +115,8 @@ export function previousErrors(plan: Plan, token: string): ErrorCounts | undefin
 }
 
 /** What the last look at a database's source details found (see leanObservation). */
-export function rememberedSource(plan: Plan, token: string): { publication?: boolean; missingOnTarget?: TableName[] } {
-  const state = readStateFile(plan.stateDir, token);
+export function rememberedSource(plan: Plan, token: string, d: Direction = 'forward'): { publication?: boolean; missingOnTarget?: TableName[] } {
+  const state = stateOf(plan.stateDir, token, d);
   if (!state) return {};
   let missing: TableName[] | undefined;
   try {

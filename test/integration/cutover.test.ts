@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Migration, waitFor } from '../support/migration';
 import { sql, rig, AGENT, type RigServer } from '../support/rig';
 import { Writer } from '../support/writer';
+import { followAddress } from '../support/routing';
 import { configureMigrationPrimitive, deletePrimitive, resourceState, targetRole, cibQuery, vipAddresses, migrationRecord } from '../support/pacemaker';
 
 const exec = promisify(execFile);
@@ -70,25 +71,9 @@ describe('cutover under Pacemaker with continuous writes', () => {
 
   it('cuts over all databases atomically: nothing lost, nothing written after the fence', async () => {
     const before = vipAddresses(await cibQuery());
-    // The application follows the production address as the network would:
-    // to the server whose VIP resource actually holds it (the stand-in's
-    // state file), and nowhere while neither does.
-    const holds = (rsc: string) => {
-      try {
-        return readFileSync(`/run/resource-agents/VipDummy-${rsc}.state`, 'utf8').trim() === before.production;
-      } catch {
-        return false;
-      }
-    };
-    let production: RigServer | undefined = m.source;
-    let routing = true;
-    const router = (async () => {
-      while (routing) {
-        production = holds('postgres-vip-18') ? m.target : holds('postgres-vip') ? m.source : undefined;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    writer = new Writer(() => production, DBS, 'orders', 25).start();
+    // The application follows the production address as the network would (test/support/routing.ts).
+    const router = followAddress(before.production!, m.source, m.target);
+    writer = new Writer(router.route, DBS, 'orders', 25).start();
     await new Promise((r) => setTimeout(r, 2_000));
     // Sample the CIB throughout: the two VIPs must never carry the same address.
     let sampling = true;
@@ -102,8 +87,7 @@ describe('cutover under Pacemaker with continuous writes', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     await writer.stop();
     sampling = false;
-    routing = false;
-    await Promise.all([sampler, router]);
+    await Promise.all([sampler, router.stop()]);
 
     const cib = await cibQuery();
     const record = migrationRecord(cib, ID);

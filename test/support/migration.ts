@@ -164,6 +164,7 @@ export async function leftovers(server: RigServer, database: string): Promise<st
   out.push(...(await q("SELECT 'slot ' || slot_name AS n FROM pg_replication_slots WHERE database = current_database()")));
   out.push(...(await q("SELECT 'event trigger ' || evtname AS n FROM pg_event_trigger")));
   out.push(...(await q("SELECT 'schema ' || nspname AS n FROM pg_namespace WHERE nspname = 'pgtwin_migrate'")));
+  out.push(...(await q("SELECT 'fence trigger on ' || tgrelid::regclass::text AS n FROM pg_trigger WHERE tgname = 'pgtwin_migrate_fence'")));
   return out;
 }
 

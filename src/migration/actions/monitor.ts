@@ -21,7 +21,7 @@ import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-s
 import { superviseCutover } from '../cutover/supervise';
 import { checkFences, type SteadyPhase } from '../fences';
 import { finishWhenAsked } from '../finish';
-import { reverseHealth } from '../status';
+import { objectsOf, endpointsOf, type Direction } from '../direction';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
@@ -58,11 +58,10 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
   const fenceProblems = await checkFences(plan, steady, fencesDue(plan, steady, urgent));
   setStep('observing the databases');
-  const healths = steady === 'forward' ? await assessAll(plan, true) : await assessReverse(plan);
-  if (steady === 'forward') {
-    setStep('refreshing subscriptions');
-    await refreshWhereNeeded(plan, healths);
-  }
+  const direction: Direction = steady === 'reverse' ? 'reverse' : 'forward';
+  const healths = await assessAll(plan, direction);
+  setStep('refreshing subscriptions');
+  await refreshWhereNeeded(plan, healths, direction);
   writeHealthStateFiles(plan, steady, healths);
   await recordCopyDone(plan, cib, steady, healths);
   setStep('publishing attributes and metrics');
@@ -122,71 +121,42 @@ function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean) {
 }
 
 /**
- * Observes every database; one whose apply worker is missing is looked at
- * again after a moment, because workers restart by themselves after an
- * error or a reconnect and a single look would make the monitor flap.
+ * Observes every database in one direction (forward, or the way back in
+ * phase reverse); one whose apply worker is missing is looked at again after
+ * a moment, because workers restart by themselves after an error or a
+ * reconnect and a single look would make the monitor flap.
  */
-async function assessAll(plan: Plan, expectEnabled: boolean): Promise<DatabaseHealth[]> {
+async function assessAll(plan: Plan, d: Direction): Promise<DatabaseHealth[]> {
   const opts = (token: string) => ({
-    expectEnabled,
+    expectEnabled: true,
     lagThreshold: plan.cfg.lag_threshold,
-    previousErrors: previousErrors(plan, token),
-    remembered: rememberedSource(plan, token),
+    previousErrors: previousErrors(plan, token, d),
+    remembered: rememberedSource(plan, token, d),
   });
   const t0 = Date.now();
-  const healths = (await observeAll(plan, leanObservation(plan))).map((v) => assessDatabase(v, opts(v.objects.token)));
-  plan.log.debug(`observed ${healths.length} database(s) in ${Date.now() - t0} ms`);
+  const healths = (await observeAll(plan, leanObservation(plan, d), 50, d)).map((v) => assessDatabase(v, opts(v.objects.token)));
+  plan.log.debug(`observed ${healths.length} database(s) (${d}) in ${Date.now() - t0} ms`);
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
   await sleep(2_000);
   await settleAll(retry, 16, async ([, i]) => {
     const o = plan.cfg.objects[i]!;
-    healths[i] = assessDatabase(await observeOne(plan, o), opts(o.token));
+    healths[i] = assessDatabase(await observeOne(plan, o, d), opts(o.token));
   });
   return healths;
 }
 
-/** Phase reverse: the way back, database by database (see status.ts). */
-async function assessReverse(plan: Plan): Promise<DatabaseHealth[]> {
-  const reverse = await reverseHealth(plan);
-  return reverse.map((r, i) => {
-    const o = plan.cfg.objects[i]!;
-    return {
-      database: o.database,
-      token: o.token,
-      state: r.state === 'streaming' ? 'streaming' : 'broken',
-      problem: r.problem,
-      lagBytes: r.lagBytes,
-      lagSeconds: null,
-      tablesReady: null,
-      tablesTotal: null,
-      copyBytes: null,
-      copyTotalBytes: null,
-      copyDoneBytes: null,
-      ddlNotReplayed: 0,
-      ddlLatest: undefined,
-      needsRefresh: false,
-      missingOnTarget: [],
-      applyErrors: 0,
-      syncErrors: 0,
-      copyFailures: 0,
-      sourceChecked: false,
-      targetChecked: false,
-      unsubscribedTables: 0,
-      publication: undefined,
-    } satisfies DatabaseHealth;
-  });
-}
-
-async function refreshWhereNeeded(plan: Plan, healths: readonly DatabaseHealth[]): Promise<void> {
+/** New published tables: the subscription takes them in (and copies them), forward or on the way back. */
+async function refreshWhereNeeded(plan: Plan, healths: readonly DatabaseHealth[], d: Direction): Promise<void> {
   const due = healths.filter((h) => h.needsRefresh && h.state !== 'broken');
   await settleAll(due, 8, async (h) => {
     const o = plan.cfg.objects.find((x) => x.token === h.token)!;
+    const sub = objectsOf(o, d).sub;
     try {
-      await withClient(plan.targetPrimary, o.database, connectOptions(plan), (c) => refreshSubscription(c, o.forwardSub));
-      plan.log.info(`${JSON.stringify(o.database)}: published tables changed; refreshed ${o.forwardSub} (new tables are being copied)`);
+      await withClient(endpointsOf(plan, d).subscriber, o.database, connectOptions(plan), (c) => refreshSubscription(c, sub));
+      plan.log.info(`${JSON.stringify(o.database)}: published tables changed; refreshed ${sub} (new tables are being copied)`);
     } catch (err) {
-      plan.log.warn(`${JSON.stringify(o.database)}: could not refresh ${o.forwardSub}: ${(err as Error).message}`);
+      plan.log.warn(`${JSON.stringify(o.database)}: could not refresh ${sub}: ${(err as Error).message}`);
     }
   });
 }

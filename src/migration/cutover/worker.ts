@@ -34,7 +34,7 @@ export type CutoverOutcome = 'complete' | 'rolled-back' | 'blocked' | 'busy' | '
 /** Steps between the fence and the lift whose step is not written to the CIB (see runStep). */
 const IN_WINDOW: ReadonlySet<Step> = new Set<Step>(['sync', 'disable-forward', 'disable-reverse', 'sequences', 'reverse-tables', 'prepare-forward', 'swap-vip', 'address', 'final-proof', 'lift']);
 
-/** How long the switch waits for the production address to lead to the new side before it reports itself blocked. */
+/** How long the switch waits for the production address to lead to the new side before it reports itself blocked (at most; sync_timeout if shorter). */
 const ADDRESS_WAIT_MS = 60_000;
 /** How long a step after the swap is retried before the switch reports itself blocked. */
 const RETRY_AFTER_SWAP_MS = 60_000;
@@ -64,7 +64,7 @@ export class CutoverRun implements CutoverContext {
 
   constructor(
     readonly plan: Plan,
-    private readonly localNode: string,
+    localNode: string,
     private readonly logPath: string,
     kind: SwitchKind,
     private readonly opts: RunOptions = {},
@@ -247,15 +247,18 @@ export class CutoverRun implements CutoverContext {
    * variable on a production node must never leave a cluster fenced.
    */
   private async pauseForFaultInjection(step: Step): Promise<void> {
-    const at = process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT;
+    const [at, ms] = (process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT ?? '').split(':');
     if (!at || at !== step) return;
     if (!onTestRig()) {
       this.log.warn(`${this.move.kind}: ignoring PGTWIN_MIGRATE_TEST_PAUSE_AT: it works only on the test rig (${TEST_RIG_MARKER})`);
       return;
     }
     await this.recorded();
+    // <step>:<ms> pauses that long and goes on; <step> alone holds the worker until it is killed.
     this.log.warn(`${this.move.kind}: paused after step ${step} (PGTWIN_MIGRATE_TEST_PAUSE_AT)`);
-    for (;;) await sleep(1_000);
+    if (ms) await sleep(Number(ms));
+    else for (;;) await sleep(1_000);
+    this.log.warn(`${this.move.kind}: resumed after step ${step}`);
   }
 
   async eachDatabase(what: string, fn: (o: DatabaseObjects) => Promise<void>): Promise<void> {
@@ -427,7 +430,7 @@ export class CutoverRun implements CutoverContext {
       if (at('address')) {
         let how: string | undefined;
         const failure = await this.retry('address', async () => {
-          const budget = Math.min(ADDRESS_WAIT_MS, Math.max(0, this.remainingMs() - 5_000));
+          const budget = Math.min(ADDRESS_WAIT_MS, this.plan.cfg.sync_timeout * 1000, Math.max(0, this.remainingMs() - 5_000));
           how = await this.vip.awaitAddress(this.stopRequested ? Math.min(budget, 5_000) : budget);
         });
         if (failure || !how) {
