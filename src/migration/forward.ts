@@ -17,6 +17,8 @@ import {
   readSubscription,
   setSubscriptionConnection,
   setSubscriptionEnabled,
+  setSubscriptionOrigin,
+  subscriptionOrigin,
 } from '../pg/subscription';
 import { slotExists, readSlot } from '../pg/slots';
 import { installDdlSchema, ensureCaptureTrigger, dropCaptureTrigger, dropAgentSchema, hasAgentSchema, clearDdlLog } from '../pg/ddl-replication';
@@ -42,7 +44,7 @@ export async function setupForward(plan: Plan, objects: DatabaseObjects, facts: 
     const targetMajor = await serverMajor(target);
     const existing = await readSubscription(target, objects.forwardSub, targetMajor);
     if (existing) {
-      await adopt(plan, objects, source, target, existing);
+      await adopt(plan, objects, source, target, existing, targetMajor);
       return 'adopted';
     }
     await create(plan, objects, source, target, targetMajor, facts);
@@ -58,6 +60,7 @@ async function adopt(
   source: pg.Client,
   target: pg.Client,
   sub: NonNullable<Awaited<ReturnType<typeof readSubscription>>>,
+  targetMajor: number,
 ): Promise<void> {
   const { log, cfg } = plan;
   const db = JSON.stringify(objects.database);
@@ -84,6 +87,13 @@ async function adopt(
   if (sub.conninfo !== conninfo) {
     log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
     await setSubscriptionConnection(target, objects.forwardSub, conninfo);
+  }
+  if ((await subscriptionOrigin(target, objects.forwardSub, targetMajor)) === 'none') {
+    // Set by versions before this one: rows the source received by its own logical replication were skipped.
+    log.warn(
+      `${db}: subscription ${objects.forwardSub} had origin = none, which skips rows the source receives by logical replication; now any (rows received that way before now are not on the target: compare those tables)`,
+    );
+    await setSubscriptionOrigin(target, objects.forwardSub, 'any');
   }
   if (!sub.enabled) {
     log.info(`${db}: subscription ${objects.forwardSub} was disabled; enabling it`);
@@ -160,6 +170,8 @@ async function create(
         copyData: true,
         createSlot: true,
         subscriberMajor: targetMajor,
+        // Rows that reach the source through its own logical replication belong to it too.
+        origin: 'any',
       }).catch((err: unknown) => {
         if (!/publisher|could not connect|connection to server/i.test(String((err as Error)?.message))) throw err;
         const failure = publisherFailure(err, `${db}: the target's server`, `the source at ${cfg.source_replication_vip}:${cfg.sourcePort}`);

@@ -152,8 +152,16 @@ export interface CreateSubscription {
   readonly enabled: boolean;
   readonly copyData: boolean;
   readonly createSlot: boolean;
-  /** The subscriber's major version: origin = none needs 16. */
+  /** The subscriber's major version: the origin option needs 16. */
   readonly subscriberMajor: number;
+  /**
+   * Which changes the subscription takes: `any` (also rows that reached the
+   * publisher by its own logical replication: the forward direction must
+   * carry them) or `none` (only rows written on the publisher itself: the
+   * reverse direction, so forward-replicated rows are never sent back).
+   * Default `none`. Subscribers before 16 take every change whatever is asked.
+   */
+  readonly origin?: 'any' | 'none';
 }
 
 /** CREATE SUBSCRIPTION; the slot is created on the publisher by the subscriber's server. */
@@ -165,8 +173,7 @@ export async function createSubscription(c: pg.Client, s: CreateSubscription): P
     `enabled = ${s.enabled}`,
     'disable_on_error = false',
   ];
-  // Never send back what arrived by replication (also guards the reverse direction).
-  if (s.subscriberMajor >= 16) options.push('origin = none');
+  if (s.subscriberMajor >= 16) options.push(`origin = ${s.origin === 'any' ? 'any' : 'none'}`);
   try {
     await c.query(
       `CREATE SUBSCRIPTION ${ident(s.name)} CONNECTION ${literal(s.conninfo)} PUBLICATION ${ident(s.publication)} WITH (${options.join(', ')})`,
@@ -175,6 +182,22 @@ export async function createSubscription(c: pg.Client, s: CreateSubscription): P
     if (ALREADY_EXISTS.has(sqlState(err) ?? '')) return;
     throw err;
   }
+}
+
+/** The subscription's origin option (16+; undefined before, where every change is taken). */
+export async function subscriptionOrigin(c: pg.Client, name: string, subscriberMajor: number): Promise<string | undefined> {
+  if (subscriberMajor < 16) return undefined;
+  const { rows } = await c.query<{ suborigin: string }>(
+    `SELECT suborigin FROM pg_subscription
+      WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [name],
+  );
+  return rows[0]?.suborigin;
+}
+
+/** Changes the origin option; the apply worker restarts and resumes from its slot. */
+export async function setSubscriptionOrigin(c: pg.Client, name: string, origin: 'any' | 'none'): Promise<void> {
+  await c.query(`ALTER SUBSCRIPTION ${ident(name)} SET (origin = ${origin === 'any' ? 'any' : 'none'})`);
 }
 
 export async function setSubscriptionEnabled(c: pg.Client, name: string, enabled: boolean): Promise<void> {
