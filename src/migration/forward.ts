@@ -10,7 +10,7 @@ import { connectOptions, replicationConninfo } from './plan';
 import type { DatabaseObjects } from './names';
 import type { DatabaseFacts } from './preflight';
 import { connect, describe } from '../pg/connection';
-import { createPublication, dropPublication, publicationExists } from '../pg/publication';
+import { createPublication, dropPublication, publicationExists, publishPartitionsAsThemselves } from '../pg/publication';
 import {
   createSubscription,
   dropSubscription,
@@ -68,6 +68,7 @@ async function adopt(
     log.warn(`${db}: publication ${objects.forwardPub} was missing on the source; created it again`);
     await createPublication(source, objects.forwardPub);
   }
+  await publishPartitions(plan, objects, source);
   const slotClient = plan.slotHost === plan.sourcePrimary ? source : await connect(plan.slotHost, objects.database, connectOptions(plan));
   try {
     if (!(await slotExists(slotClient, objects.forwardSlot))) {
@@ -141,6 +142,7 @@ async function create(
     if (await createPublication(source, objects.forwardPub)) {
       undo.push({ what: `publication ${objects.forwardPub}`, run: () => dropPublication(source, objects.forwardPub) });
     }
+    await publishPartitions(plan, objects, source);
 
     if (cfg.ddl_replication) {
       const sourceHadSchema = await hasAgentSchema(source);
@@ -189,6 +191,18 @@ async function create(
       }
     }
     throw err;
+  }
+}
+
+/** Partitions published as themselves, also by a publication an earlier version made (see publishPartitionsAsThemselves). */
+async function publishPartitions(plan: Plan, objects: DatabaseObjects, source: pg.Client): Promise<void> {
+  const db = JSON.stringify(objects.database);
+  const how = await publishPartitionsAsThemselves(source, objects.forwardPub, await serverMajor(source));
+  if (how === 'switched') plan.log.info(`${db}: publication ${objects.forwardPub} now publishes partitions as themselves (it published no partitioned table)`);
+  if (how === 'via-root') {
+    plan.log.warn(
+      `${db}: publication ${objects.forwardPub} publishes partitioned tables through their root (made by an earlier version): a TRUNCATE of one partition is not replicated and a DETACHed partition would be copied again; to change it, run pgtwin-migrate teardown, empty the target tables and start again`,
+    );
   }
 }
 

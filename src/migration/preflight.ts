@@ -316,6 +316,7 @@ async function databaseChecks(plan: Plan, objects: DatabaseObjects, findings: Fi
           fix: `create them first: ${schemaCopyCommand(plan.sourcePrimary, plan.targetPrimary, db, missing)}`,
         });
       }
+      if (missing.length === 0) findings.push(...(await partitionFindings(plan, sc, tc, db)));
       const nonEmpty = await nonEmptyTables(tc, published.filter((t) => present.has(tableKey(t))));
       if (nonEmpty.length > 0) {
         findings.push({
@@ -333,6 +334,34 @@ async function databaseChecks(plan: Plan, objects: DatabaseObjects, findings: Fi
   } finally {
     await Promise.all([sc?.end().catch(() => undefined), tc?.end().catch(() => undefined)]);
   }
+}
+
+/**
+ * Partitions are published as tables of their own (see createPublication):
+ * each must exist on the target under its name, so a target whose
+ * partitioned tables exist but are partitioned differently is refused here,
+ * before a subscription fails on it. (Tables the target lacks altogether are
+ * the schema copy's.)
+ */
+async function partitionFindings(plan: Plan, sc: pg.Client, tc: pg.Client, db: string): Promise<Finding[]> {
+  const { rows } = await sc.query<{ nspname: string; relname: string }>(
+    `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relispartition AND c.relpersistence = 'p'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      ORDER BY 1, 2`,
+  );
+  const partitions = rows.map((r) => ({ schema: r.nspname, table: r.relname }));
+  const present = await existingTables(tc, partitions);
+  const missing = partitions.filter((t) => !present.has(tableKey(t)));
+  if (missing.length === 0) return [];
+  return [
+    {
+      level: 'error',
+      where: describe(plan.targetPrimary, db),
+      what: `${missing.length} partition(s) of the source missing: ${list(missing)}; partitions are replicated as tables of their own, so the target must be partitioned like the source`,
+      fix: `create them first: ${schemaCopyCommand(plan.sourcePrimary, plan.targetPrimary, db, missing)}`,
+    },
+  ];
 }
 
 /** Logs every finding, with the seed's own lines for the failures its guide describes. */
