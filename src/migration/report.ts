@@ -74,6 +74,7 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
               unsubscribed_checked: h.unsubscribedTables,
               publication: h.publication,
               missing_on_target: JSON.stringify(h.missingOnTarget.map((t) => [t.schema, t.table])),
+              no_identity: JSON.stringify(h.noIdentity.map((t) => [t.schema, t.table])),
             }
           : {}),
         database: h.database,
@@ -106,18 +107,22 @@ export function previousErrors(plan: Plan, token: string): ErrorCounts | undefin
 }
 
 /** What the last look at a database's source details found (see leanObservation). */
-export function rememberedSource(plan: Plan, token: string): { publication?: boolean; missingOnTarget?: TableName[] } {
+export function rememberedSource(plan: Plan, token: string): { publication?: boolean; missingOnTarget?: TableName[]; noIdentity?: TableName[] } {
   const state = readStateFile(plan.stateDir, token);
   if (!state) return {};
-  let missing: TableName[] | undefined;
-  try {
-    const pairs = JSON.parse(state.missing_on_target ?? '[]') as Array<[string, string]>;
-    missing = pairs.map(([schema, table]) => ({ schema, table }));
-  } catch {
-    missing = undefined;
-  }
   return {
     publication: state.publication === 'false' ? false : state.publication === 'true' ? true : undefined,
-    missingOnTarget: missing,
+    missingOnTarget: tableList(state.missing_on_target),
+    noIdentity: tableList(state.no_identity),
   };
+}
+
+/** A table list a state file keeps as JSON [schema, table] pairs; undefined when unreadable. */
+function tableList(json: string | undefined): TableName[] | undefined {
+  try {
+    const pairs = JSON.parse(json ?? '[]') as Array<[string, string]>;
+    return pairs.map(([schema, table]) => ({ schema, table }));
+  } catch {
+    return undefined;
+  }
 }
