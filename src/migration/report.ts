@@ -3,7 +3,7 @@ import type { Plan } from './plan';
 import type { DatabaseHealth, ErrorCounts } from './health';
 import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
-import { updateStateFile, readStateFile } from './state-files';
+import { updateStateFile, readStateFile, type StateFields } from './state-files';
 
 /** How long the monitor may go without reading a database's per-database details. */
 export const DETAILS_INTERVAL_MS = 60_000;
@@ -60,6 +60,22 @@ export function leanObservation(plan: Plan): ObserveOptions {
     },
   };
 }
+
+/**
+ * State-file fields that make the next monitor forget what earlier looks
+ * found about a database's details (start has just created or changed what
+ * they describe: a remembered "publication missing" would make the first
+ * monitor after a successful start report the database broken). The next
+ * monitor reads them again when their turn comes, and trusts nothing old meanwhile.
+ */
+export const FORGET_DETAILS: StateFields = {
+  source_checked_at: undefined,
+  target_checked_at: undefined,
+  unsubscribed_checked: undefined,
+  publication: undefined,
+  missing_on_target: undefined,
+  no_identity: undefined,
+};
 
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {

@@ -192,8 +192,8 @@ describe('cutover under Pacemaker with continuous writes', () => {
 
   it('start after completion creates nothing and reports the completed migration', async () => {
     const r = await m.run('start');
-    expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/completed at .*; nothing to create/);
+    expect(r.code).toBe(6);
+    expect(r.exitReason).toMatch(/has ended \(phase complete\); to start a new one, run pgtwin-migrate teardown first/);
     expect(await sql(m.target, DBS[0]!, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
     expect((await m.run('stop')).code).toBe(0);
   });

@@ -20,6 +20,10 @@ import { readSubscription } from '../../pg/subscription';
 import { serverMajor } from '../../pg/server';
 import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
+import { FORGET_DETAILS } from '../report';
+
+/** Phases after which nothing is left to run: `complete`, renamed `finished` (after the way back, `reverse`). */
+const ENDED_PHASES: ReadonlySet<string> = new Set(['complete', 'finished']);
 
 export async function start(ctx: ActionContext): Promise<number> {
   checkTools();
@@ -27,10 +31,9 @@ export async function start(ctx: ActionContext): Promise<number> {
   const plan = await resolvePlan(ctx);
   const cib = await plan.state.readAll();
   const phase = phaseOf(cib);
-  if (phase === 'complete') {
-    ctx.log.info(`migration ${plan.instance} completed at ${cib.get(KEY.completedAt) ?? 'an earlier time'}; nothing to create (run pgtwin-migrate teardown to remove its record)`);
-    markRunning(ctx, plan);
-    return OCF.SUCCESS;
+  // The record outlives the primitive: a resource re-created with the same id finds its migration ended.
+  if (ENDED_PHASES.has(phase ?? '')) {
+    throw new OcfError(OCF.ERR_CONFIGURED, `migration ${plan.instance} has ended (phase ${phase}); to start a new one, run pgtwin-migrate teardown first`);
   }
   if (phase === 'cutover') {
     // A cutover was under way (e.g. on a node that failed): the monitor supervises or takes it over.
@@ -71,7 +74,7 @@ export async function start(ctx: ActionContext): Promise<number> {
   results.forEach((r, i) => {
     const o = plan.cfg.objects[i]!;
     if (r.status === 'fulfilled') {
-      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false });
+      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false, ...FORGET_DETAILS });
       return;
     }
     const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
