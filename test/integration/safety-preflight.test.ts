@@ -22,7 +22,7 @@ describe('pre-flight before a cutover can break', () => {
 
   it('a replication VIP equal to a VIP resource\'s address is refused at pre-flight, naming both', async () => {
     const vips = vipAddresses(await cibQuery());
-    const cases = [
+    const cases: Array<{ extra: Record<string, string>; line: string }> = [
       { extra: { source_replication_vip: vips.production! }, line: `source_replication_vip ${vips.production}: is the address (ip) of VIP resource postgres-vip, which the cutover moves to the other cluster; set source_replication_vip to an address that always leads to the source cluster` },
       { extra: { target_replication_vip: vips.target! }, line: `target_replication_vip ${vips.target}: is the address (ip) of VIP resource postgres-vip-18, which the cutover moves to the other cluster; set target_replication_vip to an address that always leads to the target cluster` },
       { extra: { source_replication_vip: vips.target! }, line: `source_replication_vip ${vips.target}: is the address (ip) of VIP resource postgres-vip-18` },
