@@ -1,7 +1,7 @@
 /** Plain-text rendering of the status report for people. */
 import type { StatusReport } from '../migration/status';
 import type { DatabaseHealth } from '../migration/health';
-import { formatBytes, copyFraction } from '../migration/health';
+import { formatBytes, copyFraction, noIdentityProblem } from '../migration/health';
 import type { Proof } from '../migration/cutover/proof';
 
 function pad(cells: string[][]): string {
@@ -53,7 +53,8 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
   }
   const problems = r.databases.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
   const ddl = r.databases.filter((d) => d.ddlNotReplayed > 0).map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed on the ${reverse ? 'source' : 'target'}; latest ${d.ddlLatest}`);
-  return [head, pad(rows), ...problems, ...ddl].join('\n') + '\n';
+  const noIdentity = r.databases.filter((d) => d.noIdentity.length > 0).map((d) => `  ! ${noIdentityProblem(d)}`);
+  return [head, pad(rows), ...problems, ...noIdentity, ...ddl].join('\n') + '\n';
 }
 
 /** The proofs of the completed switches, for people (status --proof; --json gives the full record). */

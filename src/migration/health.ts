@@ -45,6 +45,12 @@ export interface DatabaseHealth {
   readonly unsubscribedTables: number;
   /** Whether the source has the publication, when it was looked at this time. */
   readonly publication: boolean | undefined;
+  /**
+   * Published tables without a primary key or replica identity (created
+   * after start): their UPDATE and DELETE fail on the source. From this
+   * look, or the last one that read the source's details.
+   */
+  readonly noIdentity: readonly TableName[];
 }
 
 export interface ErrorCounts {
@@ -59,7 +65,7 @@ export interface AssessOptions {
   /** The subscription's error counters as the last monitor saw them, when it recorded them. */
   readonly previousErrors?: ErrorCounts;
   /** What the last look at the source's details found, used while they are not read again. */
-  readonly remembered?: { readonly publication?: boolean; readonly missingOnTarget?: readonly TableName[] };
+  readonly remembered?: { readonly publication?: boolean; readonly missingOnTarget?: readonly TableName[]; readonly noIdentity?: readonly TableName[] };
 }
 
 export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
@@ -97,6 +103,7 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     targetChecked: view.targetDetails && view.target.ok,
     unsubscribedTables: tgt?.unsubscribedTables ?? 0,
     publication: src?.publication,
+    noIdentity: src?.noIdentity ?? (view.sourceDetails ? [] : (opts.remembered?.noIdentity ?? [])),
   };
   const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
 
@@ -148,6 +155,9 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
       reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the ${subscriberOf(copy.direction ?? 'forward')}'s PostgreSQL log`,
     };
   }
+  // Production itself fails here (UPDATE and DELETE on the source): named before any replication trouble.
+  const noIdentity = healths.find((h) => h.noIdentity.length > 0);
+  if (noIdentity) return { code: OCF.DEGRADED, reason: noIdentityProblem(noIdentity) };
   // A DDL statement not replayed usually explains a missing table: name it first.
   const ddl = healths.find((h) => h.ddlNotReplayed > 0);
   if (ddl) {
@@ -164,6 +174,12 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
     };
   }
   return { code: OCF.SUCCESS, reason: undefined };
+}
+
+/** One line for a database whose published tables lack a replica identity: what fails, where, the fix. */
+export function noIdentityProblem(h: Pick<DatabaseHealth, 'database' | 'noIdentity'>): string {
+  const tables = h.noIdentity.slice(0, 3).map(tableKey).join(', ') + (h.noIdentity.length > 3 ? ` (+${h.noIdentity.length - 3} more)` : '');
+  return `${JSON.stringify(h.database)}: UPDATE/DELETE fail on the source for ${tables} (no primary key or replica identity); add a primary key or REPLICA IDENTITY FULL`;
 }
 
 export function formatBytes(n: number | null): string {

@@ -39,6 +39,12 @@ export interface SourceView {
   readonly publishedBytes: number | undefined;
   /** The same, per table, while the initial copy runs. */
   readonly tableBytes: ReadonlyMap<string, number> | undefined;
+  /**
+   * Published tables without a primary key or usable replica identity: on
+   * the source their UPDATE and DELETE fail while the publication exists.
+   * undefined: not looked at this time.
+   */
+  readonly noIdentity?: readonly TableName[];
 }
 
 export interface TargetView {
@@ -160,7 +166,20 @@ function composeTarget(summary: SubscriptionSummary, r: RememberedTarget): Targe
 
 async function readSourceDetails(c: pg.Client, pub: string, copying: boolean): Promise<Omit<SourceView, 'slot'>> {
   const publication = await publicationExists(c, pub);
-  const count = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [pub]);
+  // The same one query counts the published tables and names those no UPDATE or DELETE can be published for.
+  const count = await c.query<{ n: number; no_identity: Array<[string, string]> }>(
+    `SELECT count(*)::int AS n,
+            coalesce(json_agg(json_build_array(pt.schemaname, pt.tablename) ORDER BY pt.schemaname, pt.tablename)
+                       FILTER (WHERE c.relreplident = 'n'
+                                  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+                                  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
+                     '[]'::json) AS no_identity
+       FROM pg_publication_tables pt
+       JOIN pg_namespace n ON n.nspname = pt.schemaname
+       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+      WHERE pt.pubname = $1`,
+    [pub],
+  );
   let tableBytes: Map<string, number> | undefined;
   if (publication && copying) {
     const { rows } = await c.query<{ schemaname: string; tablename: string; b: string }>(
@@ -171,7 +190,8 @@ async function readSourceDetails(c: pg.Client, pub: string, copying: boolean): P
     tableBytes = new Map(rows.map((r) => [tableKey({ schema: r.schemaname, table: r.tablename }), Number(r.b)]));
   }
   const publishedBytes = tableBytes ? [...tableBytes.values()].reduce((a, b) => a + b, 0) : undefined;
-  return { publication, publishedCount: count.rows[0]!.n, publishedBytes, tableBytes };
+  const noIdentity = count.rows[0]!.no_identity.map(([schema, table]) => ({ schema, table }));
+  return { publication, publishedCount: count.rows[0]!.n, publishedBytes, tableBytes, noIdentity };
 }
 
 /** Published and subscribed table sets differ: which tables, and can the target take them? */

@@ -3,7 +3,7 @@ import type { Plan } from './plan';
 import type { DatabaseHealth, ErrorCounts } from './health';
 import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
-import { updateStateFile, readStateFile } from './state-files';
+import { updateStateFile, readStateFile, type StateFields } from './state-files';
 import type { Direction } from './direction';
 
 /** A state file's memory of the monitor, only when it was written for the same direction (a switch changes it). */
@@ -69,6 +69,22 @@ export function leanObservation(plan: Plan, d: Direction = 'forward'): ObserveOp
   };
 }
 
+/**
+ * State-file fields that make the next monitor forget what earlier looks
+ * found about a database's details (start has just created or changed what
+ * they describe: a remembered "publication missing" would make the first
+ * monitor after a successful start report the database broken). The next
+ * monitor reads them again when their turn comes, and trusts nothing old meanwhile.
+ */
+export const FORGET_DETAILS: StateFields = {
+  source_checked_at: undefined,
+  target_checked_at: undefined,
+  unsubscribed_checked: undefined,
+  publication: undefined,
+  missing_on_target: undefined,
+  no_identity: undefined,
+};
+
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {
     try {
@@ -83,6 +99,7 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
               unsubscribed_checked: h.unsubscribedTables,
               publication: h.publication,
               missing_on_target: JSON.stringify(h.missingOnTarget.map((t) => [t.schema, t.table])),
+              no_identity: JSON.stringify(h.noIdentity.map((t) => [t.schema, t.table])),
             }
           : {}),
         database: h.database,
@@ -115,18 +132,22 @@ export function previousErrors(plan: Plan, token: string, d: Direction = 'forwar
 }
 
 /** What the last look at a database's source details found (see leanObservation). */
-export function rememberedSource(plan: Plan, token: string, d: Direction = 'forward'): { publication?: boolean; missingOnTarget?: TableName[] } {
+export function rememberedSource(plan: Plan, token: string, d: Direction = 'forward'): { publication?: boolean; missingOnTarget?: TableName[]; noIdentity?: TableName[] } {
   const state = stateOf(plan.stateDir, token, d);
   if (!state) return {};
-  let missing: TableName[] | undefined;
-  try {
-    const pairs = JSON.parse(state.missing_on_target ?? '[]') as Array<[string, string]>;
-    missing = pairs.map(([schema, table]) => ({ schema, table }));
-  } catch {
-    missing = undefined;
-  }
   return {
     publication: state.publication === 'false' ? false : state.publication === 'true' ? true : undefined,
-    missingOnTarget: missing,
+    missingOnTarget: tableList(state.missing_on_target),
+    noIdentity: tableList(state.no_identity),
   };
+}
+
+/** A table list a state file keeps as JSON [schema, table] pairs; undefined when unreadable. */
+function tableList(json: string | undefined): TableName[] | undefined {
+  try {
+    const pairs = JSON.parse(json ?? '[]') as Array<[string, string]>;
+    return pairs.map(([schema, table]) => ({ schema, table }));
+  } catch {
+    return undefined;
+  }
 }

@@ -22,6 +22,7 @@ import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
 import { installFences } from '../fences';
 import { objectsOf } from '../direction';
+import { FORGET_DETAILS } from '../report';
 
 export async function start(ctx: ActionContext): Promise<number> {
   checkTools();
@@ -88,7 +89,7 @@ export async function start(ctx: ActionContext): Promise<number> {
   results.forEach((r, i) => {
     const o = plan.cfg.objects[i]!;
     if (r.status === 'fulfilled') {
-      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false });
+      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false, ...FORGET_DETAILS });
       return;
     }
     const message = r.reason instanceof Error ? r.reason.message : String(r.reason);

@@ -19,7 +19,7 @@ export async function copySequences(ctx: CutoverContext): Promise<void> {
     if (missing.length > 0) throw new CutoverAbort(`${JSON.stringify(o.database)}: sequence(s) missing on the ${move.to}: ${missing.slice(0, 5).join(', ')}`);
     const mismatched = sequenceMismatches(values, await readSequences(to));
     if (mismatched.length > 0) throw new CutoverAbort(`${JSON.stringify(o.database)}: sequence values differ after the copy: ${mismatched.slice(0, 5).join(', ')}`);
-    proofOf(ctx.proof, o.database).sequences = values.map((v) => ({ name: `${v.schema}.${v.name}`, lastValue: v.lastValue ?? '', isCalled: v.lastValue !== null }));
+    proofOf(ctx.proof, o.database).sequences = values.map((v) => ({ name: `${v.schema}.${v.name}`, lastValue: v.lastValue, isCalled: v.isCalled }));
     total += values.length;
   });
   ctx.log.info(`${move.kind}: ${total} sequence value(s) copied and verified`);
