@@ -31,11 +31,8 @@ export async function start(ctx: ActionContext): Promise<number> {
   const cib = await plan.state.readAll();
   const phase = phaseOf(cib);
   if (phase === 'finished') {
-    // The record outlives the primitive: a start must not quietly adopt a migration that ended.
-    throw new OcfError(
-      OCF.ERR_CONFIGURED,
-      `migration ${plan.instance} finished at ${cib.get(KEY.finishedAt) ?? cib.get(KEY.completedAt) ?? 'an earlier time'}; run pgtwin-migrate teardown to remove its record before starting it again`,
-    );
+    // The record outlives the primitive: a resource re-created with the same id finds its migration ended.
+    throw new OcfError(OCF.ERR_CONFIGURED, `migration ${plan.instance} has ended (phase ${cib.get(KEY.phase)}); to start a new one, run pgtwin-migrate teardown first`);
   }
   if (phase === 'cutover' || phase === 'failback') {
     // A switch was under way (e.g. on a node that failed): the monitor supervises or takes it over.
