@@ -64,7 +64,7 @@ if [ "${PGTWIN_ISOLATE_INNER:-}" = 1 ]; then
   chmod 0750 /run/crm
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
   for d in lib/pacemaker log/pacemaker lib/corosync log/corosync lib/pgtwin-migrate; do
-    mkdir -p "$BASE/var/$d"
+    mkdir -p "$BASE/var/$d" "/var/$d"
     mount --bind "$BASE/var/$d" "/var/$d"
   done
   mkdir -p /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox /var/lib/pacemaker/cores
