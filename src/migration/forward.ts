@@ -42,7 +42,7 @@ export async function setupForward(plan: Plan, objects: DatabaseObjects, facts: 
     const targetMajor = await serverMajor(target);
     const existing = await readSubscription(target, objects.forwardSub, targetMajor);
     if (existing) {
-      await adopt(plan, objects, source, target, existing);
+      await adopt(plan, objects, source, target, existing, targetMajor);
       return 'adopted';
     }
     await create(plan, objects, source, target, targetMajor, facts);
@@ -58,6 +58,7 @@ async function adopt(
   source: pg.Client,
   target: pg.Client,
   sub: NonNullable<Awaited<ReturnType<typeof readSubscription>>>,
+  targetMajor: number,
 ): Promise<void> {
   const { log, cfg } = plan;
   const db = JSON.stringify(objects.database);
@@ -80,7 +81,7 @@ async function adopt(
   } finally {
     if (slotClient !== source) await slotClient.end().catch(() => undefined);
   }
-  const conninfo = replicationConninfo(plan, objects, 'forward');
+  const conninfo = replicationConninfo(plan, objects, 'forward', targetMajor);
   if (sub.conninfo !== conninfo) {
     log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
     await setSubscriptionConnection(target, objects.forwardSub, conninfo);
@@ -153,7 +154,7 @@ async function create(
     await withStandbySnapshots(plan, objects, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
-        conninfo: replicationConninfo(plan, objects, 'forward'),
+        conninfo: replicationConninfo(plan, objects, 'forward', targetMajor),
         publication: objects.forwardPub,
         slot: objects.forwardSlot,
         enabled: true,
