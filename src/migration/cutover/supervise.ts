@@ -5,7 +5,8 @@
  * brings a running one to a consistent end first.
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import { openAppendOrDevNull } from '../../ocf/safe-file';
 import { join } from 'node:path';
 import type { Plan } from '../plan';
 import { CUTOVER_KEY, shouldLaunch, shouldReset } from './steps';
@@ -22,7 +23,7 @@ export const WORKER_COMMAND = 'cutover-worker';
 export function launchWorker(plan: Plan, mode: 'run' | 'recover'): number | undefined {
   const script = process.argv[1] && /\.c?js$/.test(process.argv[1]) ? [process.argv[1]] : [];
   const args = [...script, WORKER_COMMAND, ...(mode === 'recover' ? ['--recover'] : [])];
-  const out = openSync(join(plan.stateDir, '.pgtwin_migrate_cutover-worker.out'), 'a', 0o640);
+  const out = openAppendOrDevNull(join(plan.stateDir, '.pgtwin_migrate_cutover-worker.out'), 0o640, 'state directory');
   try {
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: process.env });
     child.unref();
