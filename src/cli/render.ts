@@ -1,5 +1,10 @@
-/** Plain-text rendering of the status report for people. */
+/**
+ * Plain-text rendering of the status report for people. Every value from a
+ * cluster (names, problems, reasons) has its control characters made
+ * visible: one row per database, whatever the names hold.
+ */
 import type { StatusReport } from '../migration/status';
+import { escapeControls as e } from '../ocf/text';
 import type { DatabaseHealth } from '../migration/health';
 import { formatBytes, copyFraction } from '../migration/health';
 
@@ -31,20 +36,20 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
   const cutover = c['cutover-state']
     ? `cutover ${c['cutover-state']}: step ${c['cutover-step'] ?? '?'}` +
       (c['cutover-window-ms'] ? `, read-only window ${c['cutover-window-ms']} ms, total ${c['cutover-total-ms']} ms` : '') +
-      (c['cutover-error'] ? `\n  ! ${c['cutover-error']}` : '') +
-      (c['cutover-log'] ? `\n  log: ${c['cutover-log']}` : '')
+      (c['cutover-error'] ? `\n  ! ${e(c['cutover-error'])}` : '') +
+      (c['cutover-log'] ? `\n  log: ${e(c['cutover-log'])}` : '')
     : undefined;
-  const head = [`migration ${r.resource}: phase ${r.phase}${r.startedAt ? `, started ${r.startedAt}` : ''}`, ...(cutover ? [cutover] : [])].join('\n');
+  const head = [`migration ${e(r.resource)}: phase ${e(r.phase)}${r.startedAt ? `, started ${e(r.startedAt)}` : ''}`, ...(cutover ? [cutover] : [])].join('\n');
   if (r.phase === 'complete') {
     const rows = [['DATABASE', 'REVERSE (target → source)', 'LAG', 'OBSERVED']];
-    for (const d of r.reverse) rows.push([d.database, d.state, formatBytes(d.lagBytes), d.observedAt.slice(11, 19)]);
-    const problems = r.reverse.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
+    for (const d of r.reverse) rows.push([e(d.database), d.state, formatBytes(d.lagBytes), d.observedAt.slice(11, 19)]);
+    const problems = r.reverse.filter((d) => d.problem).map((d) => `  ! ${e(d.problem!)}`);
     return [head, pad(rows), ...problems].join('\n') + '\n';
   }
   const rows = [['DATABASE', 'STATE', 'TABLES', 'COPY', 'LAG', 'LAG(s)', 'DDL!', 'OBSERVED']];
   for (const d of r.databases) {
     rows.push([
-      d.database,
+      e(d.database),
       d.state,
       d.tablesTotal === null ? '-' : `${d.tablesReady}/${d.tablesTotal}`,
       copyProgress(d, opts.bars ?? false),
@@ -54,7 +59,9 @@ export function renderStatus(r: StatusReport, opts: RenderOptions = {}): string 
       d.observedAt.slice(11, 19),
     ]);
   }
-  const problems = r.databases.filter((d) => d.problem).map((d) => `  ! ${d.problem}`);
-  const ddl = r.databases.filter((d) => d.ddlNotReplayed > 0).map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed; latest ${d.ddlLatest}`);
+  const problems = r.databases.filter((d) => d.problem).map((d) => `  ! ${e(d.problem!)}`);
+  const ddl = r.databases
+    .filter((d) => d.ddlNotReplayed > 0)
+    .map((d) => `  ! ${JSON.stringify(d.database)}: ${d.ddlNotReplayed} DDL statement(s) not replayed; latest ${e(d.ddlLatest ?? '')}`);
   return [head, pad(rows), ...problems, ...ddl].join('\n') + '\n';
 }

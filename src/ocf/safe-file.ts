@@ -32,6 +32,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { log } from './log';
 import { OCF, OcfError } from './exit-codes';
+import { shellWord } from './text';
 
 /**
  * A path the agent refuses to write through; the message is the one line to
@@ -70,7 +71,7 @@ export function checkDirectory(dir: string, what: string): void {
   if (!st.isDirectory()) throw new UnsafePathError(`${what} ${dir} is not a directory; name a directory`);
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
     const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-    throw new UnsafePathError(`${what} ${dir} is writable by group or others (mode ${mode}); chmod go-w ${dir}`);
+    throw new UnsafePathError(`${what} ${dir} is writable by group or others (mode ${mode}); chmod go-w ${shellWord(dir)}`);
   }
 }
 

@@ -9,6 +9,7 @@ import { run, firstLine } from '../ocf/exec';
 import { caFile, conninfoValue, type Endpoint } from './connection';
 import { PgFailure } from './errors';
 import { which } from '../ocf/tools';
+import { shellWord } from '../ocf/text';
 
 /** Ordinary tables outside the system and agent schemas, partitions counted as their root. */
 const USER_TABLES = `
@@ -87,9 +88,6 @@ export function dumpPattern(t: TableName): string {
   const q = (s: string) => `"${s.replace(/"/g, '""').replace(/([*?])/g, '\\$1')}"`;
   return `${q(t.schema)}.${q(t.table)}`;
 }
-
-/** A value as one POSIX shell word, for commands a DBA copies and pastes. */
-export const shellWord = (v: string) => (/^[A-Za-z0-9_.,:/=@%+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
 
 /** The shell command a DBA would run to create the missing tables by hand. */
 export function schemaCopyCommand(source: Endpoint, target: Endpoint, database: string, tables: readonly TableName[]): string {
