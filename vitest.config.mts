@@ -1,19 +1,19 @@
 import { defineConfig } from 'vitest/config';
 
-// src/pg/sql/*.sql are imported as text, as esbuild bundles them.
-const sqlAsText = {
-  name: 'sql-as-text',
+// src/pg/sql/*.sql are imported as text, as esbuild's text loader does in the build.
+const sqlText = {
+  name: 'sql-text',
   transform(code: string, id: string) {
     return id.endsWith('.sql') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
   },
 };
 
 export default defineConfig({
-  plugins: [sqlAsText],
   test: {
     reporters: ['default', ['json', { outputFile: 'dist/test-results.json' }]],
     projects: [
       {
+        plugins: [sqlText],
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
@@ -21,6 +21,7 @@ export default defineConfig({
         },
       },
       {
+        plugins: [sqlText],
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],

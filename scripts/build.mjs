@@ -46,7 +46,7 @@ await build({
   legalComments: 'none',
   // pg's optional native binding is never used.
   plugins: [noWorkerProbe],
-  // SQL installed in every database lives in src/pg/sql/*.sql, bundled as text.
+  // SQL installed in the databases lives in src/pg/sql/*.sql, reviewed as SQL.
   loader: { '.sql': 'text' },
   external: ['pg-native'],
   define: {

@@ -17,8 +17,24 @@ import { watchStatus } from './watch';
 import { reportFailure } from '../ocf/run-action';
 import { log } from '../ocf/log';
 import { finish, guardExit } from '../ocf/watchdog';
+import { escapeControls } from '../ocf/text';
+import { OCF } from '../ocf/exit-codes';
 
 type Common = { resource?: string; timeout: number };
+
+/** The longest wait a timer can hold (2^31 - 1 ms), in seconds. */
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A number of seconds for `option`, or a one-line error that says what to give. */
+export function seconds(option: string, min: number) {
+  return (raw: unknown): number => {
+    const v = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (String(raw).trim() === '' || !Number.isFinite(v) || v < min || v > MAX_SECONDS) {
+      throw new Error(`--${option} ${JSON.stringify(String(raw))} is not a number of seconds from ${min} to ${MAX_SECONDS}; e.g. --${option} ${Math.max(min, 2)}`);
+    }
+    return v;
+  };
+}
 
 async function guarded(action: string, fn: () => Promise<number>): Promise<void> {
   guardExit();
@@ -36,7 +52,7 @@ function switchOptions<T>(y: import('yargs').Argv<T>) {
   return y
     .option('retry', { type: 'boolean', default: false, describe: 'after a failed switch: set cutover_ready=false, then true' })
     .option('wait', { type: 'boolean', default: false, describe: 'follow the switch until it completes or fails' })
-    .option('wait-seconds', { type: 'number', default: 900, describe: 'how long --wait follows it' });
+    .option('wait-seconds', { type: 'string', default: 900, describe: 'how long --wait follows it', coerce: seconds('wait-seconds', 1) });
 }
 
 export async function runCli(argv: string[]): Promise<void> {
@@ -44,7 +60,7 @@ export async function runCli(argv: string[]): Promise<void> {
     .scriptName('pgtwin-migrate')
     .usage('$0 <command> [options]\n\nOCF actions: $0 {start|stop|monitor|reload-agent|validate-all|meta-data}, parameters from OCF_RESKEY_*')
     .option('resource', { alias: 'r', type: 'string', describe: 'migration resource id in the CIB (default: the only pgtwin-migrate resource)' })
-    .option('timeout', { type: 'number', default: 120, describe: 'seconds the command may take' })
+    .option('timeout', { type: 'string', default: 120, describe: 'seconds the command may take', coerce: seconds('timeout', 1) })
     .command(
       'status',
       'per-database state: phase, subscription, tables, copy progress, lag',
@@ -52,7 +68,7 @@ export async function runCli(argv: string[]): Promise<void> {
         y
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
           .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'redraw every --interval seconds (Ctrl-C ends)' })
-          .option('interval', { type: 'number', default: 2, describe: 'seconds between two looks with --watch' })
+          .option('interval', { type: 'string', default: 2, describe: 'seconds between two looks with --watch', coerce: seconds('interval', 0.5) })
           .option('proof', { type: 'boolean', default: false, describe: 'the proof of every completed cutover and failback (with --json: the whole record)' }),
       (args) =>
         guarded('status', async () => {
@@ -153,5 +169,11 @@ export async function runCli(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command')
     .strict()
     .help()
+    // A wrong option or value: one line, no usage dump, no stack trace.
+    .fail((msg, err) => {
+      const text = (msg || err?.message || 'invalid command line').split('\n')[0];
+      process.stderr.write(`pgtwin-migrate: ${escapeControls(text ?? '')}; see pgtwin-migrate --help\n`);
+      process.exit(OCF.ERR_ARGS);
+    })
     .parseAsync();
 }

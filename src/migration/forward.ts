@@ -84,7 +84,7 @@ async function adopt(
   } finally {
     if (slotClient !== source) await slotClient.end().catch(() => undefined);
   }
-  const conninfo = replicationConninfo(plan, objects, 'forward');
+  const conninfo = replicationConninfo(plan, objects, 'forward', targetMajor);
   if (sub.conninfo !== conninfo) {
     log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
     await setSubscriptionConnection(target, objects.forwardSub, conninfo);
@@ -165,7 +165,7 @@ async function create(
     await withStandbySnapshots(plan, objects, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
-        conninfo: replicationConninfo(plan, objects, 'forward'),
+        conninfo: replicationConninfo(plan, objects, 'forward', targetMajor),
         publication: objects.forwardPub,
         slot: objects.forwardSlot,
         enabled: true,

@@ -16,6 +16,8 @@ import { readResourcesSection, findAttribute } from '../cluster/resources';
 import { settleAll } from './parallel';
 import type { DatabaseObjects } from './names';
 import type { Logger } from '../ocf/log';
+import { shellWord } from '../ocf/text';
+import { ident } from '../pg/sql';
 
 export interface Finding {
   readonly level: 'error' | 'warning';
@@ -94,7 +96,7 @@ function serverFindings(where: string, side: 'source' | 'target', s: ServerFacts
     out.push({ level: 'error', where, what: `wal_level is ${s.walLevel}, logical replication needs logical`, fix: 'set wal_level = logical and restart PostgreSQL' });
   }
   if (!s.superuser) {
-    out.push({ level: 'error', where, what: `${plan.cfg.migration_dbuser} is not a superuser (event triggers and subscriptions need it)`, fix: `ALTER ROLE ${plan.cfg.migration_dbuser} SUPERUSER` });
+    out.push({ level: 'error', where, what: `${plan.cfg.migration_dbuser} is not a superuser (event triggers and subscriptions need it)`, fix: `ALTER ROLE ${ident(plan.cfg.migration_dbuser)} SUPERUSER` });
   }
   const needs: Array<[string, number, string]> = [
     ['max_replication_slots', 4 * n, `4 × ${n} databases`],
@@ -254,7 +256,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
           level: 'error',
           where: tWhere,
           what: `database ${JSON.stringify(db)} does not exist`,
-          fix: `create it on the target first (createdb ${JSON.stringify(db)})`,
+          fix: `create it on the target first (createdb ${shellWord(db)})`,
           kind: 'missing-database',
           database: db,
         });

@@ -274,7 +274,26 @@ source_replication_vip, because its subscriptions log in to the source themselve
     group: 'access',
     shortdesc: 'libpq sslmode of all migration connections',
     longdesc: `libpq sslmode for the subscriptions' connections and the agent's own connections:
-disable, allow, prefer (default), require, verify-ca or verify-full.`,
+disable, allow, prefer (default), require, verify-ca or verify-full. Whatever the mode, the agent
+never sends the password in clear text (pg_hba method password) over a connection whose server
+certificate it has not verified, and subscriptions on PostgreSQL 16 or later refuse to either
+(require_auth): use scram-sha-256, or verify-ca/verify-full with sslrootcert. Only verify-full
+(or verify-ca) stops an impostor at a cluster's address from being talked to at all; see the
+README, Security model.`,
+  },
+  {
+    name: 'sslrootcert',
+    kind: 'path-or-empty',
+    type: 'string',
+    default: '',
+    group: 'access',
+    shortdesc: 'CA certificate file that verifies the servers',
+    longdesc: `File (PEM) of the certificate authority the PostgreSQL servers' certificates must chain to, at
+the same path on every node of both clusters and readable by root and by the PostgreSQL OS user:
+the agent reads it, pg_dump gets it (PGSSLROOTCERT), and the subscriptions' connection strings name
+it for their servers' own libpq. Used with sslmode=verify-ca or verify-full, and with require,
+which then verifies the certificate chain as libpq does. Empty: libpq's default,
+~/.postgresql/root.crt of each side's PostgreSQL OS user.`,
   },
   {
     name: 'source_pg_bindir',

@@ -24,7 +24,7 @@ function subscription(plan: Plan, o: DatabaseObjects, d: Direction, subscriberMa
   const names = objectsOf(o, d);
   return {
     name: names.sub,
-    conninfo: replicationConninfo(plan, o, d),
+    conninfo: replicationConninfo(plan, o, d, subscriberMajor),
     publication: names.pub,
     slot: names.slot,
     enabled: false,

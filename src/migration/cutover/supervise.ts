@@ -8,6 +8,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { closeSync } from 'node:fs';
+import { openAppendOrDevNull } from '../../ocf/safe-file';
 import { join } from 'node:path';
 import type { Plan } from '../plan';
 import { CUTOVER_KEY, shouldLaunch, shouldArm } from './steps';
@@ -21,7 +23,6 @@ import { atomicWrite } from '../state-files';
 import { CutoverRun } from './worker';
 import { openCutoverLog } from './cutover-log';
 import type { SwitchKind } from '../direction';
-import { openWorkerOutput } from './worker-output';
 
 export const WORKER_COMMAND = 'cutover-worker';
 
@@ -29,14 +30,14 @@ export const WORKER_COMMAND = 'cutover-worker';
 export function launchWorker(plan: Plan, mode: 'run' | 'recover', kind: SwitchKind, reservation: string): number | undefined {
   const script = process.argv[1] && /\.c?js$/.test(process.argv[1]) ? [process.argv[1]] : [];
   const args = [...script, WORKER_COMMAND, '--kind', kind, '--reservation', reservation, ...(mode === 'recover' ? ['--recover'] : [])];
-  const out = openWorkerOutput(plan.stateDir);
+  const out = openAppendOrDevNull(join(plan.stateDir, '.pgtwin_migrate_cutover-worker.out'), 0o640, 'state directory');
   try {
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out.fd, out.fd], env: process.env });
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: process.env });
     child.unref();
     plan.log.info(`${kind}: worker started (pid ${child.pid}${mode === 'recover' ? ', taking over' : ''}); follow ${join(plan.stateDir, '.pgtwin_migrate_cutover.log')}`);
     return child.pid;
   } finally {
-    out.close();
+    closeSync(out);
   }
 }
 
