@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const LEASE_TTL_MS = 15_000;
+export const LEASE_TTL_MS = 30_000;
 export const HEARTBEAT_MS = 2_000;
 /** A holder that could not renew for this long stops acting (others take over only after LEASE_TTL_MS). */
 export const SELF_FENCE_MS = LEASE_TTL_MS / 2;

@@ -20,7 +20,7 @@ import { fence, waitForSync, disableAndProve, finalProof, liftFence, endOldSessi
 import { copySequences } from './carry';
 import { prepareBack, completeBackTables, enableBack, verifyBack, dropBack } from './back';
 import { VipHandOver } from './vip';
-import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, type Step } from './steps';
+import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, isStep, type Step } from './steps';
 import { encodeLease, decodeLease, processStart, HEARTBEAT_MS, SELF_FENCE_MS, type Lease } from './lease';
 import { newProof, encodeProof, type Proof } from './proof';
 import { KEY, proofKey, withEvent, parseHistory } from '../cib-state';
@@ -362,6 +362,7 @@ export class CutoverRun implements CutoverContext {
     this.proof.fenceLsn = record.get(CUTOVER_KEY.fenceLsn);
     this.proof.swappedAt = record.get(CUTOVER_KEY.swappedAt);
     const what = recoveryFor(step, this.move.kind);
+    if (isStep(step, this.move.kind)) this.step = step;
     this.log.warn(`${this.move.kind}: taking over an interrupted switch at step ${step ?? '(none)'}: ${what}`);
     try {
       await this.record({ [CUTOVER_KEY.state]: 'running' });
@@ -372,7 +373,6 @@ export class CutoverRun implements CutoverContext {
     this.startHeartbeat();
     if (what === 'nothing') return this.complete();
     if (what === 'rollback') return this.rollback(`the ${this.move.kind} worker stopped at step ${step ?? '(none)'} (crash, stop or node loss)`);
-    this.step = step as Step;
     return this.rollForward();
   }
 
