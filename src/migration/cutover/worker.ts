@@ -436,7 +436,7 @@ export class CutoverRun implements CutoverContext {
         if (failure || !how) {
           const why = failure ?? (await this.vip.whyNotProven().catch((err: Error) => err.message));
           return this.block(
-            `the production address is not proven to lead to the ${move.to} (${why}); the ${move.from} stays read-only and the ${move.to} fenced until it does — fix the VIP resource (crm_mon -1), the switch then finishes by itself`,
+            `production address not proven to lead to the ${move.to}: ${why}; the ${move.from} stays read-only and the ${move.to} fenced until it does — fix the VIP resource (crm_mon -1), the switch then finishes by itself`,
           );
         }
         this.proof.addressProof = how;
