@@ -113,6 +113,9 @@ export async function start(ctx: ActionContext): Promise<number> {
     const why = (fenced[fenceFailure] as PromiseRejectedResult).reason;
     throw new OcfError(OCF.ERR_GENERIC, `${JSON.stringify(o.database)}: cannot install the write fence: ${why instanceof Error ? why.message : String(why)}`);
   }
+  // Just installed as the phase wants them: the monitor need not look at every fence at once.
+  const checkedAt = new Date().toISOString();
+  for (const o of plan.cfg.objects) updateStateFile(plan.stateDir, o.token, { fence_checked_at: checkedAt, fence_checked_phase: 'forward' });
   setStep('waiting for the apply workers');
   await waitForWorkers(plan);
   markRunning(ctx, plan);
