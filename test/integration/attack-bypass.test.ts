@@ -12,7 +12,7 @@ import { rig, sql, ident, type RigServer } from '../support/rig';
 import { Writer } from '../support/writer';
 import { followAddress } from '../support/routing';
 import { cibQuery, vipAddresses } from '../support/pacemaker';
-import { SCHEMA, copiedMigration, launchSwitch, untilSwitchEnds, missingTokens, switchLogs } from '../support/attack';
+import { SCHEMA, copiedMigration, launchSwitch, untilSwitchEnds, missingTokens, switchLogs, dispose } from '../support/attack';
 
 const ROLE = 'att_bypass_writer';
 const INSERT = "INSERT INTO orders (token, note) VALUES ($1, 'bypass')";
@@ -69,7 +69,7 @@ describe('clients bypassing the production address cannot get a write past the f
       const m: Migration = await copiedMigration(`att-bypass-${bypass.db.slice(11)}`, [bypass.db], {
         schema: `${SCHEMA}; GRANT SELECT, INSERT ON orders TO ${ident(ROLE)}; GRANT USAGE ON SEQUENCE orders_id_seq TO ${ident(ROLE)}`,
       });
-      cleanups.push(() => m.cleanup());
+      cleanups.push(() => dispose(m));
       await bypass.arrange?.(m.source, bypass.db);
 
       const router = followAddress(vipAddresses(await cibQuery()).production!, m.source, m.target);

@@ -15,7 +15,7 @@ import { Writer } from '../support/writer';
 import { followAddress, type Router } from '../support/routing';
 import { cibQuery, vipAddresses } from '../support/pacemaker';
 import { startTempCluster, type TempCluster } from '../support/temp-cluster';
-import { copiedMigration, launchSwitch, untilSwitchEnds, untilPausedAfter, untilLogged, occurrences, monitor, plainWrite, missingTokens, switchLogs, record } from '../support/attack';
+import { copiedMigration, launchSwitch, untilSwitchEnds, untilPausedAfter, untilLogged, occurrences, monitor, plainWrite, missingTokens, switchLogs, record, dispose } from '../support/attack';
 
 async function session(server: RigServer, db: string): Promise<pg.Client> {
   const c = new pg.Client({ host: server.socket, port: server.port, user: 'postgres', database: db });
@@ -52,7 +52,7 @@ describe('prepared transactions cannot carry writes past the fence', () => {
       for (const { gid } of await sql<{ gid: string }>(m.source, 'postgres', 'SELECT gid FROM pg_prepared_xacts')) {
         await sql(m.source, 'postgres', `ROLLBACK PREPARED '${gid}'`).catch(() => undefined);
       }
-      await m.cleanup();
+      await dispose(m);
     });
     const router = followAddress(vipAddresses(await cibQuery()).production!, m.source, m.target);
     const writer = new Writer(router.route, [db], 'orders', 25).start();

@@ -127,6 +127,19 @@ export async function killWorker(pid: number): Promise<void> {
   await waitFor(`worker ${pid} gone`, async () => !alive(pid), 20_000, 20);
 }
 
+/** For clean-up after a failed test: ends the worker that holds the lease, if it still runs. */
+export async function endWorker(m: Migration): Promise<void> {
+  const l = await lease(m.opts.instance).catch(() => undefined);
+  if (l && l.pid > 0 && alive(l.pid)) await killWorker(l.pid).catch(() => undefined);
+}
+
+/** Clean-up of a migration of these tests: its worker ended first (a failed test may leave one acting), then everything it made. */
+export async function dispose(m: Migration | undefined): Promise<void> {
+  if (!m) return;
+  await endWorker(m);
+  await m.cleanup();
+}
+
 /** One monitor, as Pacemaker runs the recurring one. */
 export function monitor(m: Migration, extra: Record<string, string> = {}, env: NodeJS.ProcessEnv = {}): Promise<AgentResult> {
   return m.run('monitor', { cutover_ready: 'true', ...extra }, { interval: 10_000, env });
