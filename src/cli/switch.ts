@@ -85,6 +85,10 @@ export async function followSwitch(plan: Plan, kind: SwitchKind, seconds: number
       out(`${kind} complete: read-only window ${cib.get(CUTOVER_KEY.windowMs) ?? '?'} ms, total ${cib.get(CUTOVER_KEY.totalMs) ?? '?'} ms; log ${cib.get(CUTOVER_KEY.log) ?? ''}`);
       return 0;
     }
+    if (seenRunning && state === 'blocked') {
+      out(`${kind} blocked at ${step}: ${cib.get(CUTOVER_KEY.error) ?? ''}; both sides stay fenced, and each monitor tries again (pgtwin-migrate status)`);
+      return 1;
+    }
     if (seenRunning && state === 'failed') {
       out(`${kind} failed and was rolled back: ${cib.get(CUTOVER_KEY.error) ?? ''}`);
       return 1;

@@ -83,7 +83,7 @@ describe('Pacemaker adapter on the real cluster', () => {
   it('reads and sets instance and meta parameters of resources', async () => {
     const resources = await readResourcesSection(T);
     const ref = findAttribute(resources, 'postgres-vip', 'ip');
-    expect(ref).toMatchObject({ resource: 'postgres-vip', value: expect.stringMatching(/^192\.0\.2\./) });
+    expect(ref).toMatchObject({ resource: 'postgres-vip', value: expect.stringMatching(/^127\.0\.2\./) });
     expect(findAttribute(resources, 'postgres-vip', 'nope')).toBeUndefined();
     expect(findAttribute(resources, 'nope', 'ip')).toBe('no-resource');
     await setMetaAttribute('postgres-vip', 'description', 'adapter test', T);

@@ -168,6 +168,6 @@ describe('the way back: cutover, reverse phase, failback, cutover again, finish'
     // A finished migration does not start again until its record is removed.
     const again = await m.run('start');
     expect(again.code).toBe(6);
-    expect(again.exitReason).toMatch(/finished .*pgtwin-migrate teardown/);
+    expect(again.exitReason).toMatch(/ended \(phase finished\).*pgtwin-migrate teardown/);
   });
 });
