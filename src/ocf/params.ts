@@ -464,8 +464,8 @@ node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/pgtwi
     reloadable: true,
     group: 'cutover',
     shortdesc: 'Set to true to run the cutover (false, then true again: the failback)',
-    longdesc: `Set to true (crm resource param migration-forward set cutover_ready true, or the
-pgtwin-migrate cutover command) to run the one atomic cutover of all databases: fence writes on
+    longdesc: `Set to true (crm resource param migration-forward set cutover_ready true; pcs resource
+update migration-forward cutover_ready=true; or the pgtwin-migrate cutover command) to run the one atomic cutover of all databases: fence writes on
 the source, prove every database in sync, carry sequences over, swap the VIP addresses in one
 CIB update, let the target take writes once the production address provably leads there, and
 open reverse replication; the resource then stays up in phase reverse and watches the way back.
@@ -482,8 +482,9 @@ has been false once.`,
     reloadable: true,
     group: 'cutover',
     shortdesc: 'Set to true in phase reverse to end the way back (pgtwin-migrate finish)',
-    longdesc: `In phase reverse (after a completed cutover), true ends the migration deliberately, as
-pgtwin-migrate finish --yes does: reverse replication, the write fences and every object of the
+    longdesc: `In phase reverse (after a completed cutover), true (crm resource param migration-forward
+set finish true; pcs resource update migration-forward finish=true) ends the migration
+deliberately, as pgtwin-migrate finish --yes does: reverse replication, the write fences and every object of the
 migration are removed from both clusters, the migration is recorded finished and the resource
 stops. Failback is impossible afterwards. Ignored in any other phase. Applied by reload.`,
   },
