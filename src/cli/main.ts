@@ -10,6 +10,7 @@ import { resolvePlan } from '../migration/plan';
 import { collectStatus, collectProofs } from '../migration/status';
 import { preflight, formatFinding } from '../migration/preflight';
 import { teardown } from '../migration/teardown';
+import { phaseOf } from '../migration/cib-state';
 import { renderStatus, renderProofs } from './render';
 import { switchCommand } from './switch';
 import { finish as finishMigration } from '../migration/finish';
@@ -103,7 +104,10 @@ export async function runCli(argv: string[]): Promise<void> {
     .command(
       'teardown',
       'remove every object of the migration from both clusters',
-      (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: replication stops and a new start copies everything again' }),
+      (y) =>
+        y
+          .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: replication stops and a new start copies everything again' })
+          .option('force', { type: 'boolean', default: false, describe: 'also in phase reverse or during a switch (both clusters end up taking writes)' }),
       (args) =>
         guarded('teardown', async () => {
           if (!args.yes) {
@@ -111,7 +115,17 @@ export async function runCli(argv: string[]): Promise<void> {
             return 2;
           }
           const ctx = await cliContext('teardown', args as Common);
-          const report = await teardown(await resolvePlan(ctx, { lenient: true }));
+          const plan = await resolvePlan(ctx, { lenient: true });
+          // Past a cutover (or during a switch) the old side is fenced for a reason: production is on the other one.
+          const phase = phaseOf(await plan.state.readAll());
+          if (!args.force && (phase === 'reverse' || phase === 'cutover' || phase === 'failback')) {
+            process.stderr.write(
+              `teardown refused: migration ${plan.instance} is in phase ${phase}; removing the write fences now would let both clusters take writes. ` +
+                `${phase === 'reverse' ? 'End the way back with pgtwin-migrate finish --yes' : 'Let the switch end (pgtwin-migrate status)'}, or add --force\n`,
+            );
+            return 1;
+          }
+          const report = await teardown(plan);
           for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
           for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${l}\n`);
           process.stdout.write(

@@ -10,7 +10,7 @@ import { connectOptions, replicationConninfo } from './plan';
 import type { DatabaseObjects } from './names';
 import type { DatabaseFacts } from './preflight';
 import { connect, describe } from '../pg/connection';
-import { createPublication, dropPublication, publicationExists, publishPartitionsAsThemselves } from '../pg/publication';
+import { assertOwnPublication, createPublication, dropPublication, publicationExists, publishPartitionsAsThemselves } from '../pg/publication';
 import {
   createSubscription,
   dropSubscription,
@@ -22,7 +22,7 @@ import {
 } from '../pg/subscription';
 import { slotExists, readSlot } from '../pg/slots';
 import { installDdlSchema, ensureCaptureTrigger, dropCaptureTrigger, dropAgentSchema, hasAgentSchema, clearDdlLog } from '../pg/ddl-replication';
-import { findPgDump, dumpSchema, applySchema } from '../pg/schema';
+import { findPgDump, copySchema, agentObjectIds } from '../pg/schema';
 import { PgFailure, publisherFailure } from '../pg/errors';
 import { serverMajor } from '../pg/server';
 import { sleep } from './parallel';
@@ -68,6 +68,7 @@ async function adopt(
     log.warn(`${db}: publication ${objects.forwardPub} was missing on the source; created it again`);
     await createPublication(source, objects.forwardPub);
   }
+  await assertOwnPublication(source, objects.forwardPub);
   await publishPartitions(plan, objects, source);
   const slotClient = plan.slotHost === plan.sourcePrimary ? source : await connect(plan.slotHost, objects.database, connectOptions(plan));
   try {
@@ -133,10 +134,8 @@ async function create(
       const dump = await findPgDump(cfg.target_pg_bindir, plan.deadline.stepMs(5_000));
       if (!dump) throw new PgFailure('sql', `${db}: the target lacks ${missing.length} table(s) and no pg_dump is available; set target_pg_bindir`);
       log.info(`${db}: copying the schema (${missing.length} table(s) missing on the target) with ${dump.path}`);
-      const script = await dumpSchema(dump, plan.sourcePrimary, objects.database, plan.deadline.stepMs(300_000));
-      await applySchema(target, script);
-      // A dump taken while an earlier attempt's capture trigger existed carries it: not wanted on the target.
-      await dropCaptureTrigger(target, objects.forwardDdlTrigger);
+      const exclude = await agentObjectIds(source);
+      await copySchema(dump, plan.sourcePrimary, plan.targetPrimary, objects.database, exclude, plan.deadline.stepMs(300_000));
     }
 
     if (await createPublication(source, objects.forwardPub)) {

@@ -11,6 +11,7 @@
 import type pg from 'pg';
 import { ident, literal, AGENT_SCHEMA } from './sql';
 import DDL_REPLICATION_SQL from './sql/ddl-replication.sql';
+import OWNER_CHECK_SQL from './sql/owner-check.sql';
 
 const S = ident(AGENT_SCHEMA);
 
@@ -24,11 +25,13 @@ const S = ident(AGENT_SCHEMA);
 export async function installDdlSchema(c: pg.Client, side: 'source' | 'target'): Promise<void> {
   await c.query('BEGIN');
   try {
+    await c.query(OWNER_CHECK_SQL);
     await c.query(`CREATE SCHEMA IF NOT EXISTS ${S}`);
     await c.query(
       `CREATE OR REPLACE FUNCTION ${S}.side() RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT ${literal(side)}::text $$`,
     );
     await c.query(DDL_REPLICATION_SQL);
+    await c.query(OWNER_CHECK_SQL);
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);

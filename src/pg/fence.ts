@@ -10,13 +10,15 @@
  */
 import type pg from 'pg';
 import FENCE_SQL from './sql/fence.sql';
+import OWNER_CHECK_SQL from './sql/owner-check.sql';
 import { sqlState } from './errors';
 
 const DDL_FENCE = 'pgtwin_migrate_fence_ddl';
 
 /** Creates or updates the fence's functions and event triggers; leaves the fence state as it is. */
 export async function installFenceFunctions(c: pg.Client): Promise<void> {
-  await c.query(FENCE_SQL);
+  // One query string runs as one transaction: the owner check before and after the install, or nothing.
+  await c.query(`${OWNER_CHECK_SQL}\n${FENCE_SQL}\n${OWNER_CHECK_SQL}`);
 }
 
 export interface FenceState {
@@ -34,8 +36,7 @@ export async function fenceState(c: pg.Client): Promise<FenceState | undefined> 
             (SELECT evtenabled <> 'D' FROM pg_event_trigger WHERE evtname = $1) AS fenced,
             (SELECT count(*)::int FROM pgtwin_migrate.fenceable_tables()) AS tables,
             (SELECT array_agg(f::text ORDER BY f::text) FROM pgtwin_migrate.fenceable_tables() f
-              WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = f AND t.tgname = 'pgtwin_migrate_fence'
-                                   AND (t.tgenabled <> 'D') = coalesce((SELECT evtenabled <> 'D' FROM pg_event_trigger WHERE evtname = $1), false))) AS strays`,
+              WHERE NOT pgtwin_migrate.fence_intact(f, coalesce((SELECT evtenabled <> 'D' FROM pg_event_trigger WHERE evtname = $1), false))) AS strays`,
     [DDL_FENCE],
   ).catch((err: unknown) => {
     if (sqlState(err) === '42883' || sqlState(err) === '3F000') return { rows: [{ installed: false, fenced: null, tables: 0, strays: null }] };
@@ -139,10 +140,11 @@ export async function removeFence(c: pg.Client, lockTimeoutMs: number): Promise<
   await c.query('BEGIN');
   try {
     await c.query(`SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}`);
-    for (const t of tables.rows) await c.query(`DROP TRIGGER IF EXISTS pgtwin_migrate_fence ON ${t.t}`);
     await c.query(`DROP EVENT TRIGGER IF EXISTS ${DDL_FENCE}`);
     await c.query('DROP EVENT TRIGGER IF EXISTS pgtwin_migrate_fence_new_tables');
-    for (const fn of ['fence_new_tables()', 'set_table_fences(boolean)', 'fence_table(regclass, boolean)', 'is_fenced()', 'fenceable_tables()', 'refuse_ddl()', 'refuse_write()']) {
+    await c.query('DROP EVENT TRIGGER IF EXISTS pgtwin_migrate_fence_drop');
+    for (const t of tables.rows) await c.query(`DROP TRIGGER IF EXISTS pgtwin_migrate_fence ON ${t.t}`);
+    for (const fn of ['fence_new_tables()', 'fence_dropped()', 'fence_intact(regclass, boolean)', 'set_table_fences(boolean)', 'fence_table(regclass, boolean)', 'is_fenced()', 'fenceable_tables()', 'refuse_ddl()', 'refuse_write()']) {
       await c.query(`DROP FUNCTION IF EXISTS pgtwin_migrate.${fn}`);
     }
     await c.query('COMMIT');

@@ -1,7 +1,7 @@
 /** The publication of one database: FOR ALL TABLES, created and dropped idempotently. */
 import type pg from 'pg';
 import { ident } from './sql';
-import { ALREADY_EXISTS, sqlState } from './errors';
+import { ALREADY_EXISTS, PgFailure, sqlState } from './errors';
 
 export async function publicationExists(c: pg.Client, name: string): Promise<boolean> {
   const { rowCount } = await c.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name]);
@@ -17,7 +17,10 @@ export async function publicationExists(c: pg.Client, name: string): Promise<boo
  * schema copy and DDL replication see to it). Returns whether it was created now.
  */
 export async function createPublication(c: pg.Client, name: string): Promise<boolean> {
-  if (await publicationExists(c, name)) return false;
+  if (await publicationExists(c, name)) {
+    await assertOwnPublication(c, name);
+    return false;
+  }
   try {
     await c.query(`CREATE PUBLICATION ${ident(name)} FOR ALL TABLES`);
     return true;
@@ -25,6 +28,26 @@ export async function createPublication(c: pg.Client, name: string): Promise<boo
     if (ALREADY_EXISTS.has(sqlState(err) ?? '')) return false;
     throw err;
   }
+}
+
+/**
+ * A publication of the agent's name is adopted only when it is what the
+ * agent makes: every table, every kind of change, owned by a superuser. One
+ * made in advance by another role (any role with CREATE on the database
+ * may) could publish a part and let every proof pass while the rest never
+ * reaches the other side; its owner could change it at any time.
+ */
+export async function assertOwnPublication(c: pg.Client, name: string): Promise<void> {
+  const { rows } = await c.query<{ owner: string; su: boolean; whole: boolean; db: string }>(
+    `SELECT r.rolname AS owner, r.rolsuper AS su, pg_catalog.current_database() AS db,
+            (p.puballtables AND p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate) AS whole
+       FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_roles r ON r.oid = p.pubowner WHERE p.pubname = $1`,
+    [name],
+  );
+  const r = rows[0];
+  if (!r || (r.su && r.whole)) return;
+  const why = !r.su ? `is owned by role ${JSON.stringify(r.owner)}, not a superuser` : 'does not publish every table and every kind of change';
+  throw new PgFailure('sql', `publication ${name} in database ${JSON.stringify(r.db)} ${why}: not the agent's; check it, drop it (DROP PUBLICATION ${ident(name)}) and start again`);
 }
 
 export type PartitionPublishing =

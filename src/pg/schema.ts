@@ -10,6 +10,9 @@ import { caFile, conninfoValue, type Endpoint } from './connection';
 import { PgFailure } from './errors';
 import { which } from '../ocf/tools';
 import { shellWord } from '../ocf/text';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 
 /** Ordinary tables outside the system and agent schemas, partitions counted as their root. */
 const USER_TABLES = `
@@ -101,73 +104,85 @@ export function schemaCopyCommand(source: Endpoint, target: Endpoint, database: 
   return `{ ${create}${dump}; } | psql -v ON_ERROR_STOP=1 -h ${shellWord(target.host)} -p ${target.port} -U ${shellWord(target.user)} -d ${db}`;
 }
 
-/**
- * The source database's schema as SQL, without the agent's own schema,
- * publications, subscriptions and psql meta-commands. The password comes
- * from the source password file through PGPASSFILE, never an argument; the
- * CA file through PGSSLROOTCERT; and pg_dump 16 or later refuses to send
- * the password in clear text unless the server's certificate is verified.
- */
-export async function dumpSchema(dump: PgDump, source: Endpoint, database: string, timeoutMs: number): Promise<string> {
-  const verified = source.sslmode === 'verify-ca' || source.sslmode === 'verify-full';
+/** libpq's connection string and environment for a client program (pg_dump, pg_restore) of the agent. */
+function programConnection(program: PgDump, ep: Endpoint, database: string, name: string): { conninfo: string; env: NodeJS.ProcessEnv } {
+  const verified = ep.sslmode === 'verify-ca' || ep.sslmode === 'verify-full';
   const conninfo = [
-    `host=${conninfoValue(source.host)}`,
-    `port=${source.port}`,
+    `host=${conninfoValue(ep.host)}`,
+    `port=${ep.port}`,
     `dbname=${conninfoValue(database)}`,
-    `user=${conninfoValue(source.user)}`,
-    `sslmode=${source.sslmode}`,
-    ...(!verified && dump.major >= 16 ? ['require_auth=!password'] : []),
-    'application_name=pgtwin-migrate-schema-copy',
+    `user=${conninfoValue(ep.user)}`,
+    `sslmode=${ep.sslmode}`,
+    ...(!verified && program.major >= 16 ? ['require_auth=!password'] : []),
+    `application_name=${name}`,
   ].join(' ');
-  const ca = caFile(source);
-  const r = await run(
-    dump.path,
-    ['--schema-only', '--no-publications', '--no-subscriptions', `--exclude-schema=${AGENT_SCHEMA}`, `--dbname=${conninfo}`],
-    { timeoutMs, env: { ...process.env, PGPASSFILE: source.passfile, PGCONNECT_TIMEOUT: '10', ...(ca ? { PGSSLROOTCERT: ca } : {}) } },
-  );
-  if (r.code !== 0) {
-    throw new PgFailure('sql', `pg_dump of ${JSON.stringify(database)} failed (exit ${r.code}): ${firstLine(r)}`);
-  }
-  return withoutAgentObjects(
-    r.stdout
-      .split('\n')
-      .filter((line) => !/^\\(restrict|unrestrict|connect)\b/.test(line))
-      .join('\n'),
-  );
+  const ca = caFile(ep);
+  // Replica mode, as every session of the agent: no fence or capture trigger fires for it.
+  const env = { ...process.env, PGPASSFILE: ep.passfile, PGCONNECT_TIMEOUT: '10', PGOPTIONS: '-c session_replication_role=replica', ...(ca ? { PGSSLROOTCERT: ca } : {}) };
+  return { conninfo, env };
 }
-
-/** The agent's own event triggers (fence, DDL capture) and table fence triggers, as pg_dump names them. */
-const AGENT_EVENT_TRIGGER = /^(CREATE|ALTER|COMMENT ON) EVENT TRIGGER "?(pgtwin_migrate_|replicate_ddl_to_)/;
-const AGENT_TABLE_TRIGGER = /^(CREATE TRIGGER pgtwin_migrate_fence |ALTER TABLE .* (ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER pgtwin_migrate_fence;$)/;
 
 /**
- * A schema dump without the agent's own objects: the target gets its own
- * fence and capture triggers (its functions would not exist yet when the
- * dump is applied). pg_dump writes each of these statements on lines of its
- * own, an event trigger over several lines up to the one ending in `;`.
+ * The agent's own objects that a dump of the source carries outside its
+ * schema: triggers and event triggers whose function is in the agent's schema
+ * (the write fence, the DDL capture). As `catalog oid` pairs, the way
+ * `pg_restore --list` names every entry.
  */
-export function withoutAgentObjects(script: string): string {
-  const out: string[] = [];
-  let skipping = false;
-  for (const line of script.split('\n')) {
-    if (skipping || AGENT_EVENT_TRIGGER.test(line)) {
-      skipping = !line.trimEnd().endsWith(';');
-      continue;
-    }
-    if (AGENT_TABLE_TRIGGER.test(line)) continue;
-    out.push(line);
-  }
-  return out.join('\n');
+export async function agentObjectIds(c: pg.Client): Promise<Set<string>> {
+  const { rows } = await c.query<{ id: string }>(
+    `SELECT t.tableoid::text || ' ' || t.oid::text AS id FROM pg_catalog.pg_trigger t
+       JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND NOT t.tgisinternal
+     UNION ALL
+     SELECT e.tableoid::text || ' ' || e.oid::text FROM pg_catalog.pg_event_trigger e
+       JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1`,
+    [AGENT_SCHEMA],
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
-/** Applies a schema script in one transaction: all of it, or nothing. */
-export async function applySchema(c: pg.Client, script: string): Promise<void> {
-  await c.query('BEGIN');
+/**
+ * The table of contents `pg_restore --list` printed, without the entries of
+ * `exclude` (by catalog and object oid, never by name: a name is the
+ * caller's text). Lines that are not entries (comments) are kept as they are.
+ */
+export function withoutEntries(list: string, exclude: ReadonlySet<string>): string {
+  return list
+    .split('\n')
+    .filter((line) => {
+      const m = /^\d+; (\d+) (\d+) /.exec(line);
+      return !m || !exclude.has(`${m[1]} ${m[2]}`);
+    })
+    .join('\n');
+}
+
+/**
+ * Copies the source database's schema to the target: pg_dump in its custom
+ * format (without the agent's schema, publications and subscriptions), the
+ * agent's other objects left out of pg_restore's list by their oids, and
+ * pg_restore into the target in one transaction — all of it or nothing. No
+ * SQL text is parsed or edited on the way: a comment or a name cannot become
+ * a statement. Passwords come from the password files through PGPASSFILE,
+ * never an argument; pg_dump/pg_restore 16 or later refuse to send one in
+ * clear text unless the server's certificate is verified.
+ */
+export async function copySchema(dump: PgDump, source: Endpoint, target: Endpoint, database: string, exclude: ReadonlySet<string>, timeoutMs: number): Promise<void> {
+  const restore: PgDump = { path: join(dirname(dump.path), 'pg_restore'), major: dump.major };
+  const dir = await mkdtemp(join(tmpdir(), 'pgtwin-migrate-schema-'));
   try {
-    await c.query(script);
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    const archive = join(dir, 'schema.dump');
+    const from = programConnection(dump, source, database, 'pgtwin-migrate-schema-copy');
+    const d = await run(dump.path, ['--schema-only', '--format=custom', '--no-publications', '--no-subscriptions', `--exclude-schema=${AGENT_SCHEMA}`, `--file=${archive}`, `--dbname=${from.conninfo}`], { timeoutMs, env: from.env });
+    if (d.code !== 0) throw new PgFailure('sql', `pg_dump of ${JSON.stringify(database)} failed (exit ${d.code}): ${firstLine(d)}`);
+    const l = await run(restore.path, ['--list', archive], { timeoutMs });
+    if (l.code !== 0) throw new PgFailure('sql', `pg_restore --list of the schema of ${JSON.stringify(database)} failed (exit ${l.code}): ${firstLine(l)}`);
+    const list = join(dir, 'schema.list');
+    await writeFile(list, withoutEntries(l.stdout, exclude), { mode: 0o600, flag: 'wx' });
+    const to = programConnection(restore, target, database, 'pgtwin-migrate-schema-copy');
+    const r = await run(restore.path, ['--single-transaction', '--exit-on-error', `--use-list=${list}`, `--dbname=${to.conninfo}`, archive], { timeoutMs, env: to.env });
+    if (r.code !== 0) throw new PgFailure('sql', `pg_restore of the schema of ${JSON.stringify(database)} into the target failed (exit ${r.code}): ${firstLine(r)}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -382,8 +382,8 @@ describe('faults: bad input and failures end cleanly', () => {
         ['start', {}],
       ] as const) {
         const r = await m.run(action, { ...unreachable, databases }, { env });
+        // The reason is the list's: had the agent gone on to the (unreachable) servers, it would name them.
         expectFailure(r, 6, reason);
-        expect(r.ms).toBeLessThan(3_000);
       }
       expect(localFiles(m)).toEqual([]);
       expect(cibRecordExists('migration-flt-v')).toBe(false);

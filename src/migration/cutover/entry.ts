@@ -29,7 +29,14 @@ export async function runWorker(argv: readonly string[]): Promise<void> {
     const cutoverLog = openCutoverLog(plan.stateDir);
     log.addSink(cutoverLog.sink);
     const kind = option(argv, '--kind') === 'failback' ? 'failback' : 'cutover';
-    const run = new CutoverRun(plan, await localNodeName(10_000), cutoverLog.path, kind, { reservation: option(argv, '--reservation') ?? '' });
+    const run = new CutoverRun(plan, await localNodeName(10_000), cutoverLog.path, kind, {
+      reservation: option(argv, '--reservation') ?? '',
+      // Another worker may act from now on: this one does nothing more, not even a rollback.
+      onLeaseLost: (why) => {
+        log.err(`${kind} worker stops at once: ${why}; the worker holding the lease, or the next monitor, settles the switch`);
+        void log.flush().finally(() => process.exit(3));
+      },
+    });
     process.on('SIGTERM', () => {
       log.warn(`${kind}: stop requested`);
       run.requestStop();

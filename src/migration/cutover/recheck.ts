@@ -71,6 +71,22 @@ export async function recheck(ctx: CutoverContext): Promise<void> {
       }
     }
   });
+  // A subscription of the old side's own keeps applying past the fence (its
+  // apply worker is a replica session): what it applies after the final
+  // proof would stay on the old side alone.
+  await ctx.eachDatabase('looking for other subscriptions', async (o) => {
+    const { rows } = await (await ctx.sessions.get(o, move.from)).query<{ subname: string }>(
+      `SELECT subname FROM pg_catalog.pg_subscription
+        WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+          AND subenabled AND subname <> ALL($1::text[]) ORDER BY 1`,
+      [[o.forwardSub, o.reverseSub]],
+    );
+    if (rows.length > 0) {
+      throw new CutoverAbort(
+        `not ready: ${JSON.stringify(o.database)} on the ${move.from} has subscription ${rows.map((r) => JSON.stringify(r.subname)).join(', ')} of its own: what it applies after the fence would never reach the ${move.to}; disable it (ALTER SUBSCRIPTION … DISABLE) or move it to the ${move.to} first`,
+      );
+    }
+  });
   // Open every session now: the read-only window should not pay for it.
   await ctx.eachDatabase('connecting', async (o) => {
     await Promise.all([ctx.sessions.get(o, 'source'), ctx.sessions.get(o, 'target'), ctx.sessions.slots(o, drain)]);

@@ -44,6 +44,13 @@ export interface RunOptions {
   readonly reservation?: string;
   /** The worker must have ended by then (a stop settling the switch in process); leaves the rest recorded. */
   readonly budgetEndsAt?: number;
+  /**
+   * Called (the detached worker: it ends the process) as soon as the lease
+   * is lost or could not be renewed for SELF_FENCE_MS, whatever the step is
+   * doing — a wait for slots or for the address may last longer than that,
+   * and by then another node may have taken over.
+   */
+  readonly onLeaseLost?: (why: string) => void;
 }
 
 export class CutoverRun implements CutoverContext {
@@ -114,6 +121,11 @@ export class CutoverRun implements CutoverContext {
 
   /** Writes values (a CAS on this worker's lease); LeaseLost when another worker holds it. */
   async record(values: Record<string, string>): Promise<void> {
+    // Giving the lease up: no renewal (nor the lost-lease watchdog) after it.
+    if (values[CUTOVER_KEY.lease] === '' && this.heartbeat) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
     await this.enqueue(async () => {
       if (this.lost) throw new LeaseLost(this.lost);
       const outcome = await this.plan.state.casMany(values, [{ name: CUTOVER_KEY.lease, value: this.leaseValue() }]);
@@ -190,6 +202,13 @@ export class CutoverRun implements CutoverContext {
 
   private startHeartbeat(): void {
     this.heartbeat = setInterval(() => {
+      // Not in the CIB queue: a write stuck there must not keep this check from running.
+      const stale = Date.now() - this.lastRenewed;
+      if (this.opts.onLeaseLost && (this.lost !== undefined || stale > SELF_FENCE_MS)) {
+        if (this.heartbeat) clearInterval(this.heartbeat);
+        this.opts.onLeaseLost(this.lost ?? `the lease could not be renewed for ${Math.round(stale / 1000)} s (CIB unreachable?)`);
+        return;
+      }
       this.renew().catch((err: Error) => {
         if (!(err instanceof LeaseLost)) this.log.warn(`${this.move.kind}: lease renewal failed: ${err.message}`);
       });

@@ -200,9 +200,16 @@ $fn$;
 -- DDL statements whose execution fires ddl_command_end (global objects do not).
 CREATE OR REPLACE FUNCTION pgtwin_migrate.fires_event_trigger(stmt text) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $fn$
+  -- Statements on shared objects fire no event trigger: not counted. Nor a
+  -- GRANT or REVOKE of a role (no ON before TO or FROM), nor one ON
+  -- DATABASE, TABLESPACE or PARAMETER.
   SELECT w[1] IN ('CREATE', 'ALTER', 'DROP', 'COMMENT', 'GRANT', 'REVOKE', 'SECURITY', 'IMPORT', 'REFRESH')
-     AND NOT (pg_catalog.array_to_string(w, ' ') ~ '^(CREATE|ALTER|DROP) (DATABASE|ROLE|USER|GROUP|TABLESPACE|SYSTEM|EVENT TRIGGER|SUBSCRIPTION)( |$)')
-  FROM (SELECT pgtwin_migrate.leading_words(stmt, 3) AS w) s
+     AND NOT (pg_catalog.array_to_string(w[1:3], ' ') ~ '^(CREATE|ALTER|DROP) (DATABASE|ROLE|USER|GROUP|TABLESPACE|SYSTEM|EVENT TRIGGER|SUBSCRIPTION)( |$)')
+     AND NOT (pg_catalog.array_to_string(w[1:3], ' ') ~ '^COMMENT ON (DATABASE|ROLE|TABLESPACE)( |$)')
+     AND NOT (w[1] IN ('GRANT', 'REVOKE')
+              AND (pg_catalog.array_to_string(w, ' ') ~ ' ON (DATABASE|TABLESPACE|PARAMETER) '
+                   OR pg_catalog.array_to_string(w, ' ') !~ '^[^;]*? ON .*? (TO|FROM) '))
+  FROM (SELECT pgtwin_migrate.leading_words(stmt, 40) AS w) s
 $fn$;
 
 -- ---------------------------------------------------------------- divergence
@@ -304,19 +311,26 @@ DECLARE
 BEGIN
   -- Raises an error outside an event trigger.
   PERFORM 1 FROM pg_catalog.pg_event_trigger_ddl_commands() LIMIT 1;
-  IF tag LIKE '%SUBSCRIPTION' OR tag LIKE '%PUBLICATION' THEN RETURN; END IF;
-  -- Objects of the migration itself and temporary objects are not replicated.
-  -- (DROP reports no objects here; a DROP of something the other side lacks is a no-op there.)
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands())
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                      WHERE coalesce(d.schema_name, '') <> 'pgtwin_migrate'
-                        AND coalesce(d.schema_name, '') NOT LIKE 'pg\_temp%') THEN
-    RETURN;
-  END IF;
   -- The role the session acts as: SET ROLE's, else the login's (current_user
   -- is this function's owner here).
   author := pg_catalog.current_setting('role');
   IF author = 'none' THEN author := session_user; END IF;
+  -- Publications (the other side has its own), objects of the migration
+  -- itself and temporary objects are not replicated. (DROP reports no
+  -- objects here; a DROP of something the other side lacks is a no-op
+  -- there.) Such a firing still leaves a row, handled and never replayed:
+  -- the rows of a query string count its firings, and the count picks the
+  -- statement of the next one.
+  IF tag LIKE '%PUBLICATION'
+     OR (EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands())
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                          WHERE coalesce(d.schema_name, '') <> 'pgtwin_migrate'
+                            AND coalesce(d.schema_name, '') NOT LIKE 'pg\_temp%')) THEN
+    INSERT INTO pgtwin_migrate.ddl_log
+           (origin, query_md5, role_name, author_superuser, search_path, command_tag, statement, replayable, not_replayable_reason, handled)
+    VALUES (pgtwin_migrate.side(), pg_catalog.md5(q), author, false, author_path, tag, '', false, 'not replicated: a publication, a temporary object or an object of the migration', true);
+    RETURN;
+  END IF;
 
   parts := pgtwin_migrate.split_statements(q);
   FOREACH part IN ARRAY parts LOOP

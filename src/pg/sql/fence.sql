@@ -55,25 +55,46 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
    ORDER BY c.oid
 $fn$;
 
--- Gives one table its fence trigger (when it has none) in the given state.
--- Runs in replica mode, so this DDL is neither captured for replication nor
--- refused by the fence itself.
+-- Is this table's fence trigger the agent's own, in the given state? By
+-- name, function, kind (BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE, for
+-- each statement, no WHEN, no column list) and firing state: enabled for
+-- origin sessions ('O') when fenced — not ALWAYS, which would stop the
+-- apply workers, and not REPLICA, which would let every client pass —
+-- disabled ('D') when not. A table owner can make a trigger of that name,
+-- or switch it; none of that passes for the fence.
+CREATE OR REPLACE FUNCTION pgtwin_migrate.fence_intact(t pg_catalog.regclass, fenced boolean) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_trigger g
+     WHERE g.tgrelid = t AND g.tgname = 'pgtwin_migrate_fence' AND NOT g.tgisinternal
+       AND g.tgfoid = 'pgtwin_migrate.refuse_write()'::pg_catalog.regprocedure
+       AND g.tgtype = 62 AND g.tgqual IS NULL AND g.tgnargs = 0
+       AND pg_catalog.cardinality(g.tgattr::pg_catalog.int2[]) = 0
+       AND g.tgenabled = CASE WHEN fenced THEN 'O' ELSE 'D' END)
+$fn$;
+
+-- Gives one table the agent's own fence trigger in the given state: a
+-- trigger of that name that is not the agent's is replaced, a state that is
+-- not the expected one set. Runs in replica mode, so this DDL is neither
+-- captured for replication nor refused by the fence itself.
 CREATE OR REPLACE FUNCTION pgtwin_migrate.fence_table(t pg_catalog.regclass, fenced boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $fn$
 DECLARE
-  state "char";
+  named boolean;
 BEGIN
-  SELECT tgenabled INTO state FROM pg_catalog.pg_trigger WHERE tgrelid = t AND tgname = 'pgtwin_migrate_fence';
-  IF state IS NULL THEN
+  IF pgtwin_migrate.fence_intact(t, fenced) THEN
+    RETURN;
+  END IF;
+  SELECT true INTO named FROM pg_catalog.pg_trigger WHERE tgrelid = t AND tgname = 'pgtwin_migrate_fence';
+  IF named AND NOT pgtwin_migrate.fence_intact(t, NOT fenced) THEN
+    EXECUTE pg_catalog.format('DROP TRIGGER pgtwin_migrate_fence ON %s', t);
+    named := false;
+  END IF;
+  IF NOT coalesce(named, false) THEN
     EXECUTE pg_catalog.format(
       'CREATE TRIGGER pgtwin_migrate_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION pgtwin_migrate.refuse_write()', t);
-    state := 'O';
   END IF;
-  IF fenced AND state = 'D' THEN
-    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE TRIGGER pgtwin_migrate_fence', t);
-  ELSIF NOT fenced AND state <> 'D' THEN
-    EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE TRIGGER pgtwin_migrate_fence', t);
-  END IF;
+  EXECUTE pg_catalog.format('ALTER TABLE %s %s TRIGGER pgtwin_migrate_fence', t, CASE WHEN fenced THEN 'ENABLE' ELSE 'DISABLE' END);
 END
 $fn$;
 
@@ -83,8 +104,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
   SELECT coalesce((SELECT evtenabled <> 'D' FROM pg_catalog.pg_event_trigger WHERE evtname = 'pgtwin_migrate_fence_ddl'), false)
 $fn$;
 
--- New tables (created by a client before the fence, or replayed by
--- replication while fenced) get their trigger at once.
+-- Every table a DDL command made or changed gets the agent's fence trigger
+-- back in the state of the database, at the end of the command: a new
+-- table (created by a client before the fence, or replayed by replication
+-- while fenced), and a table whose triggers the command switched or renamed
+-- (ALTER TABLE … DISABLE TRIGGER ALL or ENABLE REPLICA TRIGGER by its
+-- owner, ALTER TRIGGER … RENAME), with its partitions. ALWAYS: replayed
+-- DDL is put right too.
 CREATE OR REPLACE FUNCTION pgtwin_migrate.fence_new_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -92,12 +118,42 @@ DECLARE
   fenced boolean := pgtwin_migrate.is_fenced();
 BEGIN
   FOR t IN
-    SELECT DISTINCT d.objid::pg_catalog.regclass
-      FROM pg_catalog.pg_event_trigger_ddl_commands() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objid IN (SELECT f::pg_catalog.oid FROM pgtwin_migrate.fenceable_tables() f)
+    WITH touched AS (
+      SELECT d.objid AS rel FROM pg_catalog.pg_event_trigger_ddl_commands() d
+       WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      UNION
+      SELECT g.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+        JOIN pg_catalog.pg_trigger g ON g.oid = d.objid
+       WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass)
+    SELECT DISTINCT r::pg_catalog.regclass
+      FROM (SELECT rel AS r FROM touched
+            UNION
+            -- pg_partition_tree lists nothing for a table outside any partition tree.
+            SELECT p.relid FROM touched, LATERAL pg_catalog.pg_partition_tree(touched.rel::pg_catalog.regclass) p) x
+     WHERE r IN (SELECT f::pg_catalog.oid FROM pgtwin_migrate.fenceable_tables() f)
   LOOP
     PERFORM pgtwin_migrate.fence_table(t, fenced);
+  END LOOP;
+END
+$fn$;
+
+-- A client cannot drop a table's fence trigger (dropping the table is
+-- fine). The agent's own sessions (replica mode) can.
+CREATE OR REPLACE FUNCTION pgtwin_migrate.fence_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  d record;
+BEGIN
+  IF pg_catalog.current_setting('session_replication_role') = 'replica' THEN
+    RETURN;
+  END IF;
+  FOR d IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() o
+            WHERE o.object_type = 'trigger' AND o.original AND o.address_names[pg_catalog.array_length(o.address_names, 1)] = 'pgtwin_migrate_fence'
+  LOOP
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('cannot drop trigger %s: it is the write fence of pgtwin-migrate', d.object_identity),
+      HINT = 'The migration removes it at finish or teardown (pgtwin-migrate finish, pgtwin-migrate teardown).';
   END LOOP;
 END
 $fn$;
@@ -130,6 +186,10 @@ BEGIN
   END IF;
   -- Also in replica mode: tables replayed by replication are fenced too.
   ALTER EVENT TRIGGER pgtwin_migrate_fence_new_tables ENABLE ALWAYS;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'pgtwin_migrate_fence_drop') THEN
+    CREATE EVENT TRIGGER pgtwin_migrate_fence_drop ON sql_drop EXECUTE FUNCTION pgtwin_migrate.fence_dropped();
+  END IF;
+  ALTER EVENT TRIGGER pgtwin_migrate_fence_drop ENABLE ALWAYS;
 END
 $do$;
 
@@ -139,4 +199,6 @@ REVOKE ALL ON FUNCTION pgtwin_migrate.fenceable_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtwin_migrate.fence_table(pg_catalog.regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtwin_migrate.is_fenced() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtwin_migrate.fence_new_tables() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtwin_migrate.fence_dropped() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtwin_migrate.fence_intact(pg_catalog.regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtwin_migrate.set_table_fences(boolean) FROM PUBLIC;
