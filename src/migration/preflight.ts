@@ -292,7 +292,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
     const dump = await findPgDump(cfg.target_pg_bindir, plan.deadline.stepMs(5_000));
     const where = cfg.target_pg_bindir ? `${cfg.target_pg_bindir}/pg_dump` : 'pg_dump on PATH';
     if (!dump) {
-      findings.push({ level: 'error', where, what: `not found, and ${fresh.length} database(s) need their schema copied`, fix: 'install the target version\'s client programs and set target_pg_bindir' });
+      findings.push({ level: 'error', where, what: `not found (or no pg_restore beside it), and ${fresh.length} database(s) need their schema copied`, fix: 'install the target version\'s client programs and set target_pg_bindir' });
     } else if (dump.major < source.major) {
       findings.push({ level: 'error', where, what: `pg_dump ${dump.major} cannot dump the PostgreSQL ${source.major} source`, fix: `set target_pg_bindir to PostgreSQL ${source.major} or later client programs` });
     }

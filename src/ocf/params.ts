@@ -313,9 +313,9 @@ for diagnostics; empty: PATH.`,
     default: '',
     reloadable: true,
     group: 'access',
-    shortdesc: 'PostgreSQL client programs of the target version (pg_dump)',
+    shortdesc: 'PostgreSQL client programs of the target version (pg_dump, pg_restore)',
     longdesc: `Directory of the target version's client programs, e.g. /usr/lib/postgresql18/bin. Its
-pg_dump (whose version must be at least the source's) copies the schema when schema_copy=auto.
+pg_dump (whose version must be at least the source's) and pg_restore copy the schema when schema_copy=auto.
 Empty: pg_dump from PATH.`,
   },
   {
@@ -384,7 +384,7 @@ a sanitised form of it plus a hash of the exact name.`,
     group: 'behaviour',
     shortdesc: 'Copy missing table definitions to the target: auto or never',
     longdesc: `auto (default): when the target lacks published tables, start copies the schema with
-pg_dump --schema-only (from target_pg_bindir) into the target. never: start refuses and lists
+pg_dump --schema-only and pg_restore (from target_pg_bindir) into the target. never: start refuses and lists
 the missing tables with the command that would create them.`,
   },
   {

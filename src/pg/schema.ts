@@ -11,6 +11,7 @@ import { PgFailure } from './errors';
 import { which } from '../ocf/tools';
 import { shellWord } from '../ocf/text';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -73,14 +74,15 @@ export interface PgDump {
   readonly major: number;
 }
 
-/** The pg_dump of target_pg_bindir (else PATH) and its major version. */
+/** The pg_dump of target_pg_bindir (else PATH) and its major version, when its pg_restore is beside it. */
 export async function findPgDump(bindir: string, timeoutMs: number): Promise<PgDump | undefined> {
   const path = bindir ? `${bindir}/pg_dump` : which('pg_dump');
   if (!path) return undefined;
   try {
     const r = await run(path, ['--version'], { timeoutMs });
     const m = /\(PostgreSQL\)\s+(\d+)/.exec(r.stdout);
-    return r.code === 0 && m ? { path, major: Number(m[1]) } : undefined;
+    // The copy needs its pg_restore too, from the same directory (the same version).
+    return r.code === 0 && m && existsSync(join(dirname(path), 'pg_restore')) ? { path, major: Number(m[1]) } : undefined;
   } catch {
     return undefined;
   }
