@@ -115,7 +115,7 @@ export async function superviseCutover(plan: Plan, cib: ReadonlyMap<string, stri
  * stop's time; what still remains is recorded for the next start or monitor
  * (on any node). Never returns while a worker of this node still acts.
  */
-export async function settleCutoverOnStop(plan: Plan): Promise<void> {
+export async function settleCutoverOnStop(plan: Plan, looks = 0): Promise<void> {
   const cib = await plan.state.readAll();
   const state = cib.get(CUTOVER_KEY.state);
   if (state !== 'running' && state !== 'blocked') return;
@@ -142,6 +142,14 @@ export async function settleCutoverOnStop(plan: Plan): Promise<void> {
   const now = await plan.state.readAll();
   // Blocked past the swap: nothing acts, and nothing more can be done until the address moves.
   if (now.get(CUTOVER_KEY.state) !== 'running') return;
+  // A worker that took the launcher's reservation over meanwhile (or one on
+  // another node) holds a live lease: never take it from it — look again.
+  const current = decodeLease(now.get(CUTOVER_KEY.lease));
+  if (current && current.pid > 0 && (current.node !== node || holderRunsHere(current))) {
+    if (looks < 3) return settleCutoverOnStop(plan, looks + 1);
+    plan.log.warn(`stop: worker ${current.pid} on ${current.node} holds the switch; it goes on`);
+    return;
+  }
   if (plan.deadline.remainingMs() < margin + 3_000) {
     plan.log.warn('stop: no time left to settle the switch; the next start or monitor (on any node) does');
     return;
