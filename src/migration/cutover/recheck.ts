@@ -146,7 +146,13 @@ async function notReady(ctx: CutoverContext, o: DatabaseObjects): Promise<string
     throw new CutoverAbort(`not ready: ${db}: published table(s) missing on the ${subscriberOf(ctx.move.drain)}: ${drift.missing.slice(0, 3).join(', ')}`);
   }
   if (drift.unsubscribed.length > 0) {
-    await refreshSubscription(sub, drain.sub);
+    try {
+      await refreshSubscription(sub, drain.sub);
+    } catch (err) {
+      // A table published since the look above whose DDL has not reached this side yet: the next look waits for it.
+      if (sqlState(err) !== '42P01') throw err;
+      return `waits for new table(s) to reach the ${subscriberOf(ctx.move.drain)}: ${(err as Error).message}`;
+    }
     return `waits for new table(s) to be copied: ${drift.unsubscribed.slice(0, 3).join(', ')}`;
   }
   if (info.tablesReady < info.tablesTotal) return `is copying (tables ${info.tablesReady}/${info.tablesTotal})`;
