@@ -129,7 +129,8 @@ export async function settleCutoverOnStop(plan: Plan, looks = 0): Promise<void> 
   if (lease && lease.node === node && holderRunsHere(lease)) {
     plan.log.warn(`stop: asking ${kindOf(cib)} worker ${lease.pid} to end (rollback before the swap, finish after it)`);
     process.kill(lease.pid, 'SIGTERM');
-    const until = Date.now() + Math.max(0, plan.deadline.remainingMs() - margin - 10_000);
+    // A worker that has not ended within 10 s of SIGTERM (or half the time left) does not answer: the rest of the time is for settling here.
+    const until = Date.now() + Math.max(0, Math.min(10_000, (plan.deadline.remainingMs() - margin) / 2));
     while (Date.now() < until && holderRunsHere(lease)) await sleep(100);
     if (holderRunsHere(lease)) {
       plan.log.err(`stop: ${kindOf(cib)} worker ${lease.pid} did not end in time; ending it and settling the switch here`);
