@@ -137,7 +137,7 @@ export async function waitSynchronised(server, databases, timeoutMs = 3_600_000)
 }
 
 export async function teardown(m) {
-  await runAgent(m, ['teardown', '--yes']);
+  await runAgent(m, ['teardown', '--yes', '--force']);
   await runAgent(m, ['stop']);
 }
 

@@ -19,7 +19,7 @@ port() { node -e "console.log(require('$RIG_DIR/rig.json').servers.pg$1.port)"; 
 
 down() {
   if [ -f "$RIG_DIR/rig.json" ]; then
-    "$AGENT" teardown --resource "$ID" --yes >/dev/null 2>&1 || true
+    "$AGENT" teardown --resource "$ID" --yes --force >/dev/null 2>&1 || true
     crm_resource --resource "$ID" --meta --set-parameter target-role --parameter-value Stopped >/dev/null 2>&1 || true
     sleep 2
     cibadmin --delete --xml-text "<primitive id=\"$ID\"/>" >/dev/null 2>&1 || true

@@ -136,7 +136,7 @@ export class Migration {
   }
 
   async cleanup(): Promise<void> {
-    await this.cli(['teardown', '--yes']).catch(() => undefined);
+    await this.cli(['teardown', '--yes', '--force']).catch(() => undefined);
     await dropDatabases(this.source, this.created).catch(() => undefined);
     await dropDatabases(this.target, this.created).catch(() => undefined);
     for (const db of this.opts.existingDatabases ?? []) {
