@@ -197,6 +197,10 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 password_encryption = scram-sha-256
+# pgsql runs the clusters with rep_mode=sync (a failover loses no acknowledged
+# write); a standby that is gone holds commits until its walsender gives up
+# and pgsql's monitor switches to asynchronous: 10 s, not the default 60 s.
+wal_sender_timeout = 10s
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
 # Failover slots (PostgreSQL 17+): the standby keeps copies of logical slots
@@ -237,9 +241,10 @@ node_psql() {
 }
 
 # A cluster's first server started on its node as the primary, the way
-# pgsql's promote leaves one (its tmpdir with recovery.conf, which pgsql
-# includes from postgresql.conf, and PGSQL.lock, which stops it from coming
-# back as a standby on diverged data); pgsql's probe adopts it as Promoted.
+# pgsql's promote leaves one (its tmpdir with recovery.conf and rep_mode.conf,
+# which pgsql includes from postgresql.conf, and PGSQL.lock, which stops it
+# from coming back as a standby on diverged data); pgsql's probe adopts it as
+# Promoted and its monitor then makes the standby synchronous.
 # The standby is then made from it by a base backup, as an administrator
 # would. This spares the bring-up pgsql's election of a primary among two
 # standbys (several monitor rounds).
@@ -249,6 +254,7 @@ start_pg_cluster() {
   pw=$(cat "$CDIR/secrets/password")
   mkdir -p "$home/tmp"
   : >"$home/tmp/recovery.conf"
+  : >"$home/tmp/rep_mode.conf"
   : >"$home/tmp/PGSQL.lock"
   chown -R postgres:postgres "$home/tmp"
   chmod 0700 "$home/tmp"
@@ -485,7 +491,7 @@ pgsql_primitive() {
         $(nv "$id" pgctl "$bin/pg_ctl") $(nv "$id" psql "$PG15_BIN/psql") $(nv "$id" pglibs "$CDIR/pg$v/lib")
         $(nv "$id" pgdata "$PG_HOME/data") $(nv "$id" config "$PG_HOME/data/postgresql.conf") $(nv "$id" pgdba postgres)
         $(nv "$id" pgport "$PG_PORT") $(nv "$id" socketdir /run/postgresql) $(nv "$id" tmpdir "$PG_HOME/tmp")
-        $(nv "$id" logfile "$PG_HOME/postgresql.log") $(nv "$id" rep_mode async) $(nv "$id" node_list "$nodes")
+        $(nv "$id" logfile "$PG_HOME/postgresql.log") $(nv "$id" rep_mode sync) $(nv "$id" node_list "$nodes")
         $(nv "$id" master_ip "$master_ip") $(nv "$id" repuser repl) $(nv "$id" restore_command "")
         $(nv "$id" primary_conninfo_opt "dbname=postgres keepalives_idle=5 keepalives_interval=2 keepalives_count=3")
         $(nv "$id" replication_slot_name pgtwin_rig) $(nv "$id" xlog_check_count 1)
@@ -552,6 +558,14 @@ cluster_constraints() {
 
 # The whole configuration is seeded on every node before Pacemaker starts:
 # nothing starts half-configured, and no CIB update is needed at bring-up.
+# Rig tuning (no comments inside the CIB: crmsh 4.4 turns them into
+# configuration text and fails on an apostrophe in them):
+# - dc-deadtime 2s: the first DC election waits 2 s for the other nodes, not 20 s;
+# - load-threshold 2000%: the controller throttles to one action at a time
+#   when the machine's load is above it (default 80% of its CPUs); the nodes
+#   share a small, busy machine, so that would serialise every action;
+# - node-action-limit 8: up to 4 actions at once per node (default 2 on two
+#   cores); pgsql's probes take seconds and would queue every other probe.
 seed_cib() {
   local nd=$1 nodes
   nodes=$(recorded_nodes | tr '\n' ' ')
@@ -564,15 +578,9 @@ seed_cib() {
         $(nv opt stonith-action off)
         $(nv opt stonith-timeout 30s)
         $(nv opt cluster-name pgtwin-cluster-rig)
-        <!-- Rig tuning: the first DC election waits 2 s for the other nodes, not 20 s. -->
         $(nv opt dc-deadtime 2s)
         $(nv opt cluster-recheck-interval 1min)
-        <!-- Rig tuning: the controller throttles to one action at a time when the
-             machine's load is above load-threshold (default 80% of its CPUs); the
-             nodes share a small, busy machine, so that would serialise every action. -->
         $(nv opt load-threshold 2000%)
-        <!-- Rig tuning: up to 4 actions at once per node (default 2 on 2 cores): pgsql's
-             probes take seconds and would queue every other probe behind them. -->
         $(nv opt node-action-limit 8)
       </cluster_property_set>
     </crm_config>
@@ -874,6 +882,45 @@ heal_cluster() {
 running_unpromoted_and_streaming() { running_unpromoted_on "$1" "$3" && streaming_from "$2" "$3"; }
 not_running_on() { ! crm_xml | grep -A1 -E "<resource id=\"pgsql-[0-9]+\"[^>]*active=\"true\"" | grep -q "<node name=\"$2\""; }
 
+# What tests may leave: migration primitives (pgtwin-migrate) and
+# constraints that are not the rig's, the VIP addresses swapped by a
+# cutover, a source left read-only by a fence.
+restore_configuration() {
+  local n ids id prod tgt
+  n=$(live_node)
+  for id in $(on_node "$n" cibadmin --query --scope resources | grep -o '<primitive id="[^"]*" class="ocf" provider="heartbeat" type="pgtwin-migrate"' | cut -d'"' -f2); do
+    say "removing migration resource $id"
+    on_node "$n" crm_resource --resource "$id" --meta --set-parameter target-role --parameter-value Stopped >/dev/null 2>&1 || true
+    wait_until 120 "$id stopped" resource_stopped "$id" || true
+    on_node "$n" cibadmin --delete --xml-text "<primitive id=\"$id\"/>" >/dev/null 2>&1 || true
+  done
+  prod=$(on_node "$n" crm_resource --resource postgres-vip --get-parameter ip 2>/dev/null || true)
+  tgt=$(on_node "$n" crm_resource --resource postgres-vip-18 --get-parameter ip 2>/dev/null || true)
+  if [ "$prod" != "$VIP_PRODUCTION" ] || [ "$tgt" != "$VIP_TARGET" ]; then
+    say "giving postgres-vip $VIP_PRODUCTION and postgres-vip-18 $VIP_TARGET again"
+    # One update; the order makes every stop finish before any start.
+    on_node "$n" cibadmin --modify --allow-create --scope configuration --xml-text "<configuration><resources>\
+<primitive id=\"postgres-vip\"><instance_attributes id=\"postgres-vip-params\"><nvpair id=\"postgres-vip-ip\" name=\"ip\" value=\"$VIP_PRODUCTION\"/></instance_attributes></primitive>\
+<primitive id=\"postgres-vip-18\"><instance_attributes id=\"postgres-vip-18-params\"><nvpair id=\"postgres-vip-18-ip\" name=\"ip\" value=\"$VIP_TARGET\"/></instance_attributes></primitive>\
+</resources><constraints><rsc_order id=\"rig-heal-vip-order\" first=\"postgres-vip\" then=\"postgres-vip-18\" kind=\"Optional\" symmetrical=\"true\"/></constraints></configuration>" >/dev/null
+    wait_until 60 "both VIPs restarted" resources_ready || true
+  fi
+  ids=$(on_node "$n" cibadmin --query --scope constraints | grep -o ' id="[^"]*"' | cut -d'"' -f2 | grep -v -E '^(loc|col|ord)-postgres-' || true)
+  for id in $ids; do
+    on_node "$n" cibadmin --delete --xpath "//constraints/*[@id='$id']" >/dev/null 2>&1 || true
+  done
+}
+
+resource_stopped() { ! crm_xml | grep -q "<resource id=\"$1\"[^>]*active=\"true\""; }
+
+writable_again() {
+  local clone=$1 p
+  p=$(primary_of "$clone") || return 0
+  node_psql "$p" -At -c "SELECT current_setting('default_transaction_read_only')" | grep -qx on || return 0
+  say "$clone on $p was left read-only; making it writable"
+  node_psql "$p" -c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 cmd_heal() {
   need_root
   local n
@@ -881,11 +928,14 @@ cmd_heal() {
   NODE_COUNT_RECORDED=$(recorded_nodes | wc -l)
   for n in $(recorded_nodes); do holder "$n" >/dev/null || cmd_node on "$n"; done
   wait_until 60 "every node online" pacemaker_ready "$NODE_COUNT_RECORDED" || die "not every node came online"
+  restore_configuration
   heal_cluster 17 postgres-clone pgsql-17 "${SOURCE_NODES[@]}"
   heal_cluster 18 postgres-clone-18 pgsql-18 "${TARGET_NODES[@]}"
   on_node "$(live_node)" crm_resource --cleanup >/dev/null 2>&1 || true
   wait_until 90 "both clusters promoted with a standby and every address started" resources_ready || die "resources did not come back"
-  say "healed: every node on, both clusters with a primary and a streaming standby"
+  writable_again postgres-clone
+  writable_again postgres-clone-18
+  say "healed: every node on, both clusters with a primary and a streaming standby, the rig's addresses and constraints only"
 }
 
 case ${1:-} in
