@@ -888,10 +888,17 @@ not_running_on() { ! crm_xml | grep -A1 -E "<resource id=\"pgsql-[0-9]+\"[^>]*ac
 restore_configuration() {
   local n ids id prod tgt
   n=$(live_node)
+  # Constraints first: a resource that a constraint names cannot be deleted.
+  ids=$(on_node "$n" cibadmin --query --scope constraints | grep -o ' id="[^"]*"' | cut -d'"' -f2 | grep -v -E '^(loc|col|ord)-postgres-' || true)
+  for id in $ids; do
+    case $id in pgtwin-migrate-*-vip-order) continue ;; esac
+    on_node "$n" cibadmin --delete --xpath "//constraints/*[@id='$id']" >/dev/null 2>&1 || true
+  done
   for id in $(on_node "$n" cibadmin --query --scope resources | grep -o '<primitive id="[^"]*" class="ocf" provider="heartbeat" type="pgtwin-migrate"' | cut -d'"' -f2); do
-    say "removing migration resource $id"
+    say "removing migration resource $id (and what it made: pgtwin-migrate teardown)"
     on_node "$n" crm_resource --resource "$id" --meta --set-parameter target-role --parameter-value Stopped >/dev/null 2>&1 || true
     wait_until 120 "$id stopped" resource_stopped "$id" || true
+    on_node "$n" timeout 300 /usr/lib/ocf/resource.d/heartbeat/pgtwin-migrate teardown --resource "$id" --yes >/dev/null 2>&1 || true
     on_node "$n" cibadmin --delete --xml-text "<primitive id=\"$id\"/>" >/dev/null 2>&1 || true
   done
   prod=$(on_node "$n" crm_resource --resource postgres-vip --get-parameter ip 2>/dev/null || true)
@@ -905,9 +912,30 @@ restore_configuration() {
 </resources><constraints><rsc_order id=\"rig-heal-vip-order\" first=\"postgres-vip\" then=\"postgres-vip-18\" kind=\"Optional\" symmetrical=\"true\"/></constraints></configuration>" >/dev/null
     wait_until 60 "both VIPs restarted" resources_ready || true
   fi
-  ids=$(on_node "$n" cibadmin --query --scope constraints | grep -o ' id="[^"]*"' | cut -d'"' -f2 | grep -v -E '^(loc|col|ord)-postgres-' || true)
-  for id in $ids; do
+  # The VIP order constraints (the agent's and this one) once the addresses are where they belong.
+  for id in $(on_node "$n" cibadmin --query --scope constraints | grep -o ' id="[^"]*"' | cut -d'"' -f2 | grep -E '^(pgtwin-migrate-.*-vip-order|rig-heal-vip-order)$' || true); do
     on_node "$n" cibadmin --delete --xpath "//constraints/*[@id='$id']" >/dev/null 2>&1 || true
+  done
+  # Managed again, whatever a test left unmanaged.
+  for id in postgres-vip postgres-vip-18 postgres-rep-vip postgres-rep-vip-18; do
+    on_node "$n" crm_resource --resource "$id" --meta --delete-parameter is-managed >/dev/null 2>&1 || true
+  done
+}
+
+# Faults a test may have left in a node: a cut path (blackhole routes), an
+# ip that refuses addresses (test/fixtures/faults/ip-refusing).
+restore_nodes() {
+  local n route
+  for n in $(recorded_nodes); do
+    holder "$n" >/dev/null || continue
+    on_node "$n" ip route show type blackhole | while read -r route; do
+      [ -n "$route" ] && on_node "$n" ip route del $route >/dev/null 2>&1 || true
+    done
+    if ! on_node "$n" test -L /usr/sbin/ip; then
+      say "$n: putting back /usr/sbin/ip"
+      on_node "$n" rm -f /usr/sbin/ip /run/pgtwin-faults/refuse-address
+      on_node "$n" ln -s /bin/ip /usr/sbin/ip
+    fi
   done
 }
 
@@ -928,6 +956,7 @@ cmd_heal() {
   NODE_COUNT_RECORDED=$(recorded_nodes | wc -l)
   for n in $(recorded_nodes); do holder "$n" >/dev/null || cmd_node on "$n"; done
   wait_until 60 "every node online" pacemaker_ready "$NODE_COUNT_RECORDED" || die "not every node came online"
+  restore_nodes
   restore_configuration
   heal_cluster 17 postgres-clone pgsql-17 "${SOURCE_NODES[@]}"
   heal_cluster 18 postgres-clone-18 pgsql-18 "${TARGET_NODES[@]}"

@@ -141,3 +141,18 @@ export function describeLoad(writes: WriteRecord[], bench: PgbenchLine[], names:
 }
 
 export { twoWritableClusters, outages, writerSummary, pgbenchSummary };
+
+/**
+ * A second writer that bypasses the production address: straight to a node's
+ * own address (an application configured with a host name, a reporting job, an
+ * administrator's session). Its workers are numbered from 100.
+ */
+export function startBypassWriter(name: string, d: LoadDatabases, address: string): ClientProcess<WriteRecord> {
+  const r = clusterRig();
+  const dir = `${r.dir}/clients/${name}`;
+  mkdirSync(dir, { recursive: true });
+  return startWriter(
+    { host: address, port: r.port, user: r.appUser, databases: [...d.writer], workers: 1, ratePerWorker: 10, workerBase: 100, out: `${dir}/bypass.jsonl` },
+    { namespacePid: clientHolder(), password: password() },
+  );
+}

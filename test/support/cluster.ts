@@ -6,7 +6,7 @@
  * resource configured as a DBA would (crm on a node).
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { parseXml, findAll, findFirst, byTagId, type XmlElement } from '../../src/cluster/xml';
@@ -335,7 +335,7 @@ export async function agentCommand(args: string[], timeoutMs = 600_000, node?: s
 
 export interface StatusJson {
   phase: string;
-  databases: Array<{ database: string; state: string; tablesReady?: number; tablesTotal?: number; lagBytes?: number | null }>;
+  databases: Array<{ database: string; state: string; problem?: string | null; tablesReady?: number; tablesTotal?: number; lagBytes?: number | null }>;
   [k: string]: unknown;
 }
 
@@ -380,4 +380,41 @@ export async function whoAnswers(address: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+// ------------------------------------------------------------------ faults
+
+const IP_REFUSING = `${REPO}/test/fixtures/faults/ip-refusing`;
+
+/**
+ * From now on `node` refuses to bring `address` up (IPaddr2's start fails
+ * there): /usr/sbin/ip in the node's own view becomes a wrapper that refuses
+ * to add it. The machine's ip is never touched: the node's link to it is
+ * removed first, and the wrapper lands in the node's overlay.
+ */
+export async function refuseAddressOn(node: string, address: string): Promise<void> {
+  const list = `${clusterRig().dir}/run/refuse-${node}`;
+  mkdirSync(`${clusterRig().dir}/run`, { recursive: true });
+  writeFileSync(list, `${address}\n`);
+  await onNodeOk(node, ['mkdir', '-p', '/run/pgtwin-faults']);
+  await onNodeOk(node, ['install', '-m', '0644', list, '/run/pgtwin-faults/refuse-address']);
+  await onNodeOk(node, ['rm', '-f', '/usr/sbin/ip']);
+  await onNodeOk(node, ['install', '-m', '0755', IP_REFUSING, '/usr/sbin/ip']);
+}
+
+export async function acceptAddressesOn(node: string): Promise<void> {
+  if (!holderOf(node)) return;
+  await onNode(node, ['rm', '-f', '/run/pgtwin-faults/refuse-address']);
+  await onNode(node, ['rm', '-f', '/usr/sbin/ip']);
+  await onNode(node, ['ln', '-s', '/bin/ip', '/usr/sbin/ip']);
+}
+
+/** Pacemaker stops managing (or manages again) a resource: it is left as it is, whatever the CIB says. */
+export async function setManaged(resource: string, managed: boolean): Promise<void> {
+  await onNodeOk(await anyNode(), ['crm_resource', '--resource', resource, '--meta', '--set-parameter', 'is-managed', '--parameter-value', String(managed)]);
+}
+
+/** Failed actions Pacemaker shows for a resource (their exit reasons). */
+export async function failuresOf(resource: string): Promise<string[]> {
+  return findAll(await crmMon(), (e) => e.tag === 'failure' && (e.attrs.op_key ?? '').startsWith(`${resource}_`)).map((f) => f.attrs.exitreason ?? f.attrs.exitstatus ?? '');
 }

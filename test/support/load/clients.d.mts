@@ -68,6 +68,8 @@ export interface WriterConfig {
   out: string;
   connectTimeoutMs?: number;
   queryTimeoutMs?: number;
+  /** Worker numbers start here (a second writer on the same tables). */
+  workerBase?: number;
 }
 
 export interface PgbenchConfig {

@@ -13,7 +13,8 @@
  *   node writer.mjs CONFIG_JSON      (password in PGPASSWORD)
  *
  * CONFIG_JSON: { host, port, user, databases, workers, ratePerWorker, out,
- * connectTimeoutMs?, queryTimeoutMs? }. SIGTERM or SIGINT ends it: every
+ * connectTimeoutMs?, queryTimeoutMs?, workerBase? } (workerBase numbers this
+ * writer's workers apart from another writer's on the same tables). SIGTERM or SIGINT ends it: every
  * worker finishes its current write, the file is complete when it exits.
  * The schema it writes to is WRITER_SCHEMA in clients.mjs.
  */
@@ -128,5 +129,5 @@ async function worker(database, w) {
   await conn?.client.end().catch(() => undefined);
 }
 
-await Promise.all(cfg.databases.flatMap((db) => Array.from({ length: cfg.workers ?? 1 }, (_, w) => worker(db, w))));
+await Promise.all(cfg.databases.flatMap((db) => Array.from({ length: cfg.workers ?? 1 }, (_, w) => worker(db, (cfg.workerBase ?? 0) + w))));
 closeSync(out);
