@@ -361,18 +361,15 @@ plug() {
   nsenter -t "$pid" -n ip link set eth0 up
 }
 
+# A node's own directories (few commands: every fork counts on a busy machine).
 prepare_node_dirs() {
-  local n=$1 nd="$CDIR/nodes/$1" d
-  for d in corosync-etc corosync-lib corosync-log pacemaker-log home pgtwin ocf-upper/heartbeat ocf-work sbin-upper sbin-work \
-    ocflib-upper/heartbeat ocflib-work; do
-    mkdir -p "$nd/$d"
-  done
-  mkdir -p "$nd/pacemaker-lib/cib" "$nd/pacemaker-lib/pengine" "$nd/pacemaker-lib/blackbox" "$nd/pacemaker-lib/cores"
+  local nd="$CDIR/nodes/$1"
+  mkdir -p "$nd"/{corosync-etc,corosync-lib,corosync-log,pacemaker-log,home,pgtwin,ocf-upper/heartbeat,ocf-work} \
+    "$nd"/{sbin-upper,sbin-work,ocflib-upper/heartbeat,ocflib-work} "$nd"/pacemaker-lib/{cib,pengine,blackbox,cores}
   chown -R hacluster:haclient "$nd/pacemaker-lib" "$nd/pacemaker-log"
-  chmod 0750 "$nd/pacemaker-lib/cib"
   chown postgres:postgres "$nd/home"
+  chmod 0750 "$nd/pacemaker-lib/cib" "$nd/pgtwin"
   chmod 0755 "$nd/home"
-  chmod 0750 "$nd/pgtwin"
   install_agents_into "$nd"
 }
 
@@ -380,18 +377,20 @@ prepare_node_dirs() {
 # node's view.
 install_agents_into() {
   local nd=$1
-  patch_ocf_shellfuncs "$nd/ocflib-upper/heartbeat/ocf-shellfuncs"
-  install -m 0755 "$FENCE_AGENT" "$nd/sbin-upper/fence_pgtwin_rig"
-  rm -f "$nd/ocf-upper/heartbeat/pgtwin-migrate"
-  if [ -x "$CDIR/bin/pgtwin-migrate" ]; then
-    ln "$CDIR/bin/pgtwin-migrate" "$nd/ocf-upper/heartbeat/pgtwin-migrate"
-  fi
+  rm -f "$nd/ocf-upper/heartbeat/pgtwin-migrate" "$nd/sbin-upper/fence_pgtwin_rig" "$nd/ocflib-upper/heartbeat/ocf-shellfuncs"
+  ln "$CDIR/bin/fence_pgtwin_rig" "$nd/sbin-upper/fence_pgtwin_rig"
+  if [ -f "$CDIR/bin/ocf-shellfuncs" ]; then ln "$CDIR/bin/ocf-shellfuncs" "$nd/ocflib-upper/heartbeat/ocf-shellfuncs"; fi
+  if [ -x "$CDIR/bin/pgtwin-migrate" ]; then ln "$CDIR/bin/pgtwin-migrate" "$nd/ocf-upper/heartbeat/pgtwin-migrate"; fi
 }
 
+# What every node's view gets, made once and hard-linked into each: the agent
+# (95 MB), the fence agent, the fixed ocf-shellfuncs.
 copy_agent() {
   mkdir -p "$CDIR/bin"
-  rm -f "$CDIR/bin/pgtwin-migrate"
+  rm -f "$CDIR/bin/pgtwin-migrate" "$CDIR/bin/fence_pgtwin_rig"
   if [ -x "$REPO/dist/pgtwin-migrate" ]; then install -m 0755 "$REPO/dist/pgtwin-migrate" "$CDIR/bin/pgtwin-migrate"; fi
+  install -m 0755 "$FENCE_AGENT" "$CDIR/bin/fence_pgtwin_rig"
+  patch_ocf_shellfuncs "$CDIR/bin/ocf-shellfuncs"
 }
 
 node_on() {

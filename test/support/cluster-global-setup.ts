@@ -19,7 +19,13 @@ export default function setup(): () => void {
     execFileSync(rigScript, ['cluster', 'install-agent'], { stdio: 'inherit' });
     return () => {};
   }
-  execFileSync(rigScript, ['cluster', 'up'], { stdio: 'inherit' });
+  try {
+    execFileSync(rigScript, ['cluster', 'up'], { stdio: 'inherit' });
+  } catch (err) {
+    // A half-built rig is ended at once: no teardown runs after a failed setup.
+    execFileSync(rigScript, ['cluster', 'down'], { stdio: 'inherit' });
+    throw err;
+  }
   return () => {
     execFileSync(rigScript, ['cluster', 'down'], { stdio: 'inherit' });
   };

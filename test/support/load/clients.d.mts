@@ -42,6 +42,8 @@ export interface PgbenchLine {
   code?: number | null;
   committed?: number;
   aborted?: number;
+  /** Stuck far past its time and killed: its log (what it committed) is lost. */
+  killed?: boolean;
   stderr?: string[];
 }
 
@@ -126,6 +128,7 @@ export declare function pgbenchSummary(lines: PgbenchLine[]): {
   committed: number;
   inDoubt: number;
   segments: number;
+  killed: number;
   longestGap: { ms: number; from: number | undefined; to: number | undefined };
 };
 export declare function pgbenchProblems(lines: PgbenchLine[], state: PgbenchState, before?: number): string[];
