@@ -674,7 +674,7 @@ write_hosts() {
 cmd_up() {
   need_root
   [ "$NODE_COUNT" -ge 4 ] || die "PGTWIN_CLUSTER_NODES must be at least 4 (two clusters of primary + standby, one server per node)"
-  local t0 t1 t2 t3 n pgjobs=()
+  local t0 t1 t2 t3 n j pgjobs=() nodejobs=()
   t0=$(now_ms)
   cmd_down quiet
   mkdir -p "$CDIR/pids" "$CDIR/logs" "$CDIR/run" "$CDIR/nodes"
@@ -701,8 +701,14 @@ cmd_up() {
     write_corosync_conf "$CDIR/nodes/$n"
     seed_cib "$CDIR/nodes/$n"
     write_server_pgpass "$CDIR/nodes/$n/home"
-    node_on "$n"
   done
+  # The nodes come up side by side.
+  nodejobs=()
+  for n in $(recorded_nodes); do
+    node_on "$n" &
+    nodejobs+=($!)
+  done
+  for j in "${nodejobs[@]}"; do wait "$j" || die "a node did not come up; see $CDIR/nodes/*/holder.log"; done
   mark "nodes: namespaces"
   for n in $(recorded_nodes); do start_corosync "$n"; done
   for j in "${pgjobs[@]}"; do wait "$j" || die "PostgreSQL initialisation failed; see $CDIR/logs"; done
