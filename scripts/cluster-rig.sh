@@ -79,9 +79,21 @@ live_pid() {
   echo "$pid"
 }
 
-holder() { live_pid "$1.holder" "^pgtwin-cluster-node-$1 "; }
-bridge_holder() { live_pid bridge.holder '^pgtwin-cluster-bridge '; }
-client_holder() { live_pid client.holder '^pgtwin-cluster-client '; }
+# A holder's name (its argv[0]) names the rig too, so two rigs on one machine
+# (isolated worlds share the kernel) never take each other's holders.
+holder_name() { echo "pgtwin-cluster-$1:$CDIR"; }
+
+# The PID in a holder's pid file when that process is the holder by that name.
+live_holder() {
+  local pid
+  pid=$(cat "$(pidfile "$1.holder")" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(head -z -n1 "/proc/$pid/cmdline" 2>/dev/null | tr -d '\0')" = "$(holder_name "$2")" ] || return 1
+  echo "$pid"
+}
+
+holder() { live_holder "$1" "node-$1"; }
+bridge_holder() { live_holder bridge bridge; }
+client_holder() { live_holder client client; }
 
 # Runs a command in a node's namespaces.
 on_node() {
@@ -317,31 +329,31 @@ node_init() {
   mount -t overlay overlay -o "lowerdir=/usr/lib/ocf/resource.d,upperdir=$nd/ocf-upper,workdir=$nd/ocf-work" /usr/lib/ocf/resource.d
   mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$nd/sbin-upper,workdir=$nd/sbin-work" /usr/sbin
   mount -t overlay overlay -o "lowerdir=/usr/lib/ocf/lib,upperdir=$nd/ocflib-upper,workdir=$nd/ocflib-work" /usr/lib/ocf/lib
-  exec -a "pgtwin-cluster-node-$n" sleep infinity
+  exec -a "$(holder_name "node-$n")" sleep infinity
 }
 
 client_init() {
   hostname client
   ip link set lo up
   mount --bind "$CDIR/hosts" /etc/hosts
-  exec -a pgtwin-cluster-client sleep infinity
+  exec -a "$(holder_name client)" sleep infinity
 }
 
 bridge_init() {
   ip link set lo up
   ip link add br0 type bridge
   ip link set br0 up
-  exec -a pgtwin-cluster-bridge sleep infinity
+  exec -a "$(holder_name bridge)" sleep infinity
 }
 
 # Starts a holder in new namespaces and waits until it has become the holder.
 start_holder() {
-  local name=$1 expect=$2 log=$3
+  local name=$1 what=$2 log=$3
   shift 3
   unshare "$@" >>"$log" 2>&1 </dev/null &
   local pid=$!
   for _ in $(seq 1 100); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^$expect "; then
+    if [ "$(head -z -n1 "/proc/$pid/cmdline" 2>/dev/null | tr -d '\0')" = "$(holder_name "$what")" ]; then
       echo "$pid" >"$(pidfile "$name")"
       return 0
     fi
@@ -397,7 +409,13 @@ node_on() {
   local n=$1 nd="$CDIR/nodes/$1" pid
   holder "$n" >/dev/null && return 0
   prepare_node_dirs "$n"
-  start_holder "$n.holder" "pgtwin-cluster-node-$n" "$nd/holder.log" \
+  # A node boots with a fresh process table, so PostgreSQL's postmaster.pid
+  # from before its power-off names no process. Here the nodes share one PID
+  # namespace: that PID may now be another node's postgres, and pgsql's
+  # `kill -0` would take it for this node's server (a stop that never ends,
+  # and Pacemaker fences the node). Booting removes the stale file.
+  rm -f "$nd/home/data/postmaster.pid"
+  start_holder "$n.holder" "node-$n" "$nd/holder.log" \
     --net --mount --uts --ipc --propagation private -- "$0" __node-init "$n" "$nd"
   pid=$(holder "$n")
   echo "$(readlink "/proc/$pid/ns/mnt") $(readlink "/proc/$pid/ns/net") $(readlink "/proc/$pid/ns/uts") $(readlink "/proc/$pid/ns/ipc")" >"$(pidfile "$n.ns")"
@@ -693,8 +711,8 @@ cmd_up() {
   init_pg_data 18 "${TARGET_NODES[0]}" &
   pgjobs+=($!)
   t1=$(now_ms)
-  start_holder bridge.holder pgtwin-cluster-bridge "$CDIR/logs/bridge.log" --net -- "$0" __bridge-init
-  start_holder client.holder pgtwin-cluster-client "$CDIR/logs/client.log" --net --mount --uts --propagation private -- "$0" __client-init
+  start_holder bridge.holder bridge "$CDIR/logs/bridge.log" --net -- "$0" __bridge-init
+  start_holder client.holder client "$CDIR/logs/client.log" --net --mount --uts --propagation private -- "$0" __client-init
   plug client "$(client_holder)" "$CLIENT_ADDR"
   mark "bridge and client namespace"
   for n in $(recorded_nodes); do
@@ -733,10 +751,17 @@ cmd_up() {
   say "ready in $(secs "$t0" "$t3") s: namespaces, corosync and Pacemaker ($NODE_COUNT nodes online, DC elected) $(secs "$t1" "$t2") s; PostgreSQL 17 and 18 promoted with streaming standbys and the four addresses started $(secs "$t2" "$t3") s more"
 }
 
+rig_addresses() {
+  local n
+  for n in $(recorded_nodes); do node_addr "$n"; done
+  printf '%s\n' "$CLIENT_ADDR" "$VIP_PRODUCTION" "$VIP_TARGET" "$VIP_REP_SOURCE" "$VIP_REP_TARGET"
+}
+
 # Processes, mounts, interfaces and addresses the rig may have left; one line per finding.
 leftovers() {
   local recorded=$1 p ns pattern
-  for p in $(grep -las '^pgtwin-cluster-' /proc/[0-9]*/cmdline | cut -d/ -f3); do
+  for p in $(grep -lasF ":$CDIR" /proc/[0-9]*/cmdline | cut -d/ -f3); do
+    head -z -n1 "/proc/$p/cmdline" 2>/dev/null | tr -d '\0' | grep -q "^pgtwin-cluster-[a-z0-9-]*:$CDIR\$" || continue
     echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
   done
   while read -r ns; do
@@ -749,7 +774,8 @@ leftovers() {
   done <"$recorded"
   grep -F -- "$CDIR/" /proc/self/mountinfo | sed 's/^/mount: /' || true
   ip -o link show 2>/dev/null | grep -E ': (v-[a-z0-9]+|br0)[@:]' | sed 's/^/interface: /' || true
-  ip -o addr show 2>/dev/null | grep -F " $NET." | sed 's/^/address: /' || true
+  # The rig's own addresses only: the machine itself may have one in 192.0.2.0/24 (some VMs do).
+  ip -o addr show 2>/dev/null | grep -E " inet ($(rig_addresses | sed 's/\./\\./g' | paste -sd'|'))/" | sed 's/^/address: /' || true
 }
 
 cmd_down() {
@@ -760,7 +786,7 @@ cmd_down() {
   for f in "$CDIR"/pids/*.ns; do [ -f "$f" ] && tr ' ' '\n' <"$f" >>"$recorded"; done
   for n in $(recorded_nodes); do node_off "$n" || true; done
   for n in client bridge; do
-    end_recorded "$n.holder" "^pgtwin-cluster-$n " 5
+    end_recorded "$n.holder" "^pgtwin-cluster-$n:$CDIR " 5
   done
   for v in 17 18; do
     if live_pid "init-pg$v" postgres >/dev/null; then
@@ -807,6 +833,9 @@ cmd_node() {
     off) node_off "$n" ;;
     on)
       if holder "$n" >/dev/null; then say "$n is on"; return 0; fi
+      # Pacemaker first sees the node gone and fences it: a node powered on
+      # before that would be powered off again by the pending fencing.
+      wait_until 120 "Pacemaker to see $n off and fenced" node_off_and_clean "$n" || die "$n is still online or unclean to Pacemaker"
       node_on "$n"
       start_corosync "$n"
       wait_until 20 "$n in the corosync membership" all_members "$n" "$NODE_COUNT_RECORDED" || die "$n did not join corosync"
@@ -819,6 +848,7 @@ cmd_node() {
 }
 
 node_online() { crm_xml | grep -q "<node name=\"$1\"[^>]*online=\"true\""; }
+node_off_and_clean() { crm_xml | grep -q "<node name=\"$1\"[^>]*online=\"false\"[^>]*unclean=\"false\""; }
 
 # --------------------------------------------------------------- heal
 primary_of() { crm_xml | node -e '
@@ -873,14 +903,16 @@ heal_cluster() {
     if [ ! -f "$CDIR/nodes/$s/home/tmp/PGSQL.lock" ]; then
       on_node "$p" crm_resource --cleanup --resource "$primitive" --node "$s" >/dev/null 2>&1 || true
       if wait_until 30 "$primitive streaming on $s" running_unpromoted_and_streaming "$clone" "$p" "$s"; then continue; fi
-      on_node "$p" crm_resource --ban --resource "$clone" --node "$s" >/dev/null 2>&1 || true
-      wait_until 60 "$primitive stopped on $s" not_running_on "$clone" "$s" || die "$primitive did not stop on $s"
     fi
     say "rebuilding pgsql-$v on $s as a standby of $p"
+    # Nothing of pgsql may run or act on that node while its data is made again.
+    on_node "$p" crm_resource --ban --resource "$clone" --node "$s" >/dev/null 2>&1 || true
+    on_node "$p" crm_resource --wait --timeout 180 >/dev/null 2>&1 || true
+    wait_until 60 "$primitive stopped on $s" not_running_on "$clone" "$s" || die "$primitive did not stop on $s"
     rebuild_standby "$v" "$p" "$s"
     on_node "$p" crm_resource --clear --resource "$clone" --node "$s" >/dev/null 2>&1 || true
     on_node "$p" crm_resource --cleanup --resource "$primitive" --node "$s" >/dev/null 2>&1 || true
-    wait_until 90 "$primitive streaming on $s" running_unpromoted_and_streaming "$clone" "$p" "$s" || die "$primitive on $s did not come back as a streaming standby"
+    wait_until 240 "$primitive streaming on $s" running_unpromoted_and_streaming "$clone" "$p" "$s" || die "$primitive on $s did not come back as a streaming standby"
   done
 }
 

@@ -54,8 +54,9 @@ export function password(): string {
 function liveHolder(file: string, expect: string): number | undefined {
   try {
     const pid = Number(readFileSync(`${clusterRig().pids}/${file}`, 'utf8').trim());
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-    return cmd === expect ? pid : undefined;
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+    // A holder is named after the rig too (pgtwin-cluster-node-n1:<rig dir>).
+    return argv0 === `${expect}:${clusterRig().dir}` ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -211,8 +212,13 @@ export async function withSocket(node: string, argv: string[]): Promise<string> 
 // ------------------------------------------------------------------ power
 
 async function rig(args: string[], timeoutMs = 300_000): Promise<string> {
-  const r = await exec(RIG_SCRIPT, ['cluster', ...args], { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 16 << 20 });
-  return r.stdout + r.stderr;
+  try {
+    const r = await exec(RIG_SCRIPT, ['cluster', ...args], { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 16 << 20 });
+    return r.stdout + r.stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; killed?: boolean };
+    throw new Error(`scripts/rig.sh cluster ${args.join(' ')} failed${e.killed ? ` (killed after ${timeoutMs} ms)` : ''}:\n${e.stderr ?? ''}${e.stdout ?? ''}`);
+  }
 }
 
 /** Pulls the node's cable and kills everything in it, as its fence device does. */
