@@ -8,7 +8,7 @@
 
 DESTDIR ?=
 OCF_DIR ?= /usr/lib/ocf/resource.d/heartbeat
-SRC := $(shell find src -name '*.ts') package.json
+SRC := $(shell find src -name '*.ts' -o -name '*.sql') package.json
 
 .PHONY: all deps npm-deps sys-deps build binary metadata docs man check unit test \
         install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover demo demo-down rig-up rig-down \

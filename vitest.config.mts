@@ -1,11 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
+// src/pg/sql/*.sql are imported as text, as esbuild's text loader does in the build.
+const sqlText = {
+  name: 'sql-text',
+  transform(code: string, id: string) {
+    return id.endsWith('.sql') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
+  },
+};
+
 export default defineConfig({
   test: {
     // scripts/run-tests.sh runs the cluster project apart and gives it a report of its own.
     reporters: ['default', ['json', { outputFile: process.env.PGTWIN_TEST_REPORT ?? 'dist/test-results.json' }]],
     projects: [
       {
+        plugins: [sqlText],
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
@@ -13,6 +22,7 @@ export default defineConfig({
         },
       },
       {
+        plugins: [sqlText],
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],

@@ -46,6 +46,8 @@ await build({
   legalComments: 'none',
   // pg's optional native binding is never used.
   plugins: [noWorkerProbe],
+  // SQL installed in the databases lives in src/pg/sql/*.sql, reviewed as SQL.
+  loader: { '.sql': 'text' },
   external: ['pg-native'],
   define: {
     __PGTWIN_BUILD__: JSON.stringify(stamp),

@@ -1,28 +1,32 @@
 #!/usr/bin/env node
 // The demo's application: ~20 writes/s into each database, through whichever
 // server holds the production address (postgres-vip's original ip), and a
-// summary on SIGINT: acknowledged, refused, and the gap the writers saw.
+// summary on SIGINT: acknowledged, refused, and every outage the writers saw.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { XMLParser } from 'fast-xml-parser';
 
 const [rigDir, ...dbs] = process.argv.slice(2);
 const rig = JSON.parse(readFileSync(`${rigDir}/rig.json`, 'utf8'));
 const ipOf = (id) => execFileSync('crm_resource', ['--resource', id, '--get-parameter', 'ip'], { encoding: 'utf8' }).trim();
 const production = ipOf('postgres-vip');
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (n) => ['primitive', 'nvpair', 'instance_attributes'].includes(n) });
 let server = rig.servers.pg17;
 let running = true;
 const events = [];
 
+/** Where the production address leads: to the server whose VIP resource holds it now (its state file). */
+function holds(rsc) {
+  try {
+    return readFileSync(`/run/resource-agents/VipDummy-${rsc}.state`, 'utf8').trim() === production;
+  } catch {
+    return false;
+  }
+}
+
 async function route() {
   while (running) {
-    const doc = parser.parse(execFileSync('cibadmin', ['--query', '--scope', 'resources'], { encoding: 'utf8' }));
-    const vip18 = doc.resources.primitive.find((p) => p.id === 'postgres-vip-18');
-    const ip = vip18?.instance_attributes?.[0]?.nvpair?.find((n) => n.name === 'ip')?.value;
-    server = ip === production ? rig.servers.pg18 : rig.servers.pg17;
-    await new Promise((r) => setTimeout(r, 100));
+    server = holds('postgres-vip-18') ? rig.servers.pg18 : holds('postgres-vip') ? rig.servers.pg17 : undefined;
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -32,6 +36,7 @@ async function write(db) {
   while (running) {
     const t0 = Date.now();
     try {
+      if (!server) throw Object.assign(new Error('no server holds the production address'), { code: 'no-address' });
       if (!client || at !== server) {
         await client?.end().catch(() => {});
         at = server;
@@ -58,15 +63,24 @@ process.on('SIGINT', async () => {
   running = false;
   await Promise.all(loops);
   const refused = events.filter((e) => !e.ok);
-  const first = refused[0];
-  const next = first && events.find((e) => e.ok && e.t > first.t);
+  // Every outage the writers saw: from a refused write to the next accepted one (one per switch).
+  const sorted = [...events].sort((a, b) => a.t - b.t);
+  const gaps = [];
+  let from;
+  for (const e of sorted) {
+    if (!e.ok && from === undefined) from = e.t;
+    if (e.ok && from !== undefined) {
+      gaps.push(e.t - from);
+      from = undefined;
+    }
+  }
   console.log(
     JSON.stringify({
       ok: events.filter((e) => e.ok).length,
       okSource: events.filter((e) => e.ok && !e.target).length,
       okTarget: events.filter((e) => e.ok && e.target).length,
       refused: refused.length,
-      gapMs: first && next ? next.t - first.t : 0,
+      gapsMs: gaps,
     }),
   );
   process.exit(0);

@@ -90,10 +90,29 @@ say "Pacemaker's view (crm_mon -A1): the migration's node attributes"
 sleep 11
 crm_mon -A1 | sed -n '/Node Attributes/,$p'
 
-say "Cutover under a write load of about 20 writes/s per database (the writers follow the production VIP)"
+say "Cutover under a write load of about 20 writes/s per database (the writers follow the production address)"
 node scripts/demo-writer.mjs "$RIG_DIR" "${DBS[@]}" > "$HOME_DIR/writer.json" &
 writer=$!
 sleep 3
+"$AGENT" cutover --resource "$ID" --wait --wait-seconds 300
+
+say "Phase reverse: production on PostgreSQL 18, the way back watched (the resource keeps running)"
+"$AGENT" status --resource "$ID" 2>/dev/null || true
+echo
+echo "DDL on the target reaches the source by reverse replication:"
+sql 18 "${DBS[0]}" -c "ALTER TABLE customers ADD COLUMN segment text"
+for _ in $(seq 1 100); do
+  [ "$(sql 17 "${DBS[0]}" -At -c "SELECT count(*) FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'segment'")" = 1 ] && break
+  sleep 0.2
+done
+sql 17 "${DBS[0]}" -At -c "SELECT '  source: customers.segment exists: ' || (count(*) = 1) FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'segment'"
+echo "A client that bypasses the production address and writes to the old source is refused:"
+sql 17 "${DBS[0]}" -c "INSERT INTO customers (name) VALUES ('bypass')" 2>&1 | sed 's/^/  /' || true
+
+say "Failback: the same atomic operation back to PostgreSQL 17 (forward replication again, no copy)"
+"$AGENT" failback --resource "$ID" --wait --wait-seconds 300
+
+say "Cutover again"
 "$AGENT" cutover --resource "$ID" --wait --wait-seconds 300
 sleep 2
 kill -INT "$writer"
@@ -102,21 +121,26 @@ wait "$writer" || true
 say "What happened"
 node - "$HOME_DIR/writer.json" <<'EOF'
 const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
-console.log(`writes acknowledged: ${r.ok} (source ${r.okSource}, target after the switch ${r.okTarget}); refused while read-only: ${r.refused}`);
-console.log(`writers saw the database unavailable for writes for ${r.gapMs} ms (first refused write to first accepted one)`);
+console.log(`writes acknowledged: ${r.ok} (on PostgreSQL 17: ${r.okSource}, on 18: ${r.okTarget}); refused while the address moved: ${r.refused}`);
+console.log(`the writers saw writes unavailable ${r.gapsMs.length} time(s), for ${r.gapsMs.map((g) => `${g} ms`).join(', ')} (first refused write to the next accepted one)`);
 EOF
 for db in "${DBS[@]}"; do
   s=$(sql 17 "$db" -At -c "SELECT count(*) FROM orders")
   t=$(sql 18 "$db" -At -c "SELECT count(*) FROM orders")
   printf '  %-10s orders on the source: %s, on the target: %s %s\n' "$db" "$s" "$t" "$([ "$s" = "$t" ] && echo '(equal)' || echo '(DIFFERENT)')"
 done
-"$AGENT" status --resource "$ID" 2>/dev/null || true
 echo
-echo "Reverse replication runs target -> source (the way back); the resource has stopped itself:"
+echo "The proof of each switch (pgtwin-migrate status --proof; --json for the whole record):"
+"$AGENT" status --resource "$ID" --proof 2>/dev/null || true
+
+say "Finish: the way back removed from both clusters, the resource stops"
+"$AGENT" finish --resource "$ID" --yes | tail -3
+sleep 3
 crm_mon -1 | grep -E "$ID|postgres-vip" || true
 echo
-echo "Logs: cutover log $HOME_DIR/.pgtwin_migrate_cutover.log"
+"$AGENT" status --resource "$ID" 2>/dev/null | sed -n '/^history:/,/^DATABASE/p' | grep -v '^DATABASE' || true
+echo
+echo "Logs: cutover logs $HOME_DIR/.pgtwin_migrate_cutover-*.log"
 echo "      Pacemaker log $RIG_DIR/logs/pacemaker.log (grep pgtwin-migrate)"
-echo "      state files   $HOME_DIR/.migration_state_*"
 echo
 echo "Tear everything down with: make demo-down"

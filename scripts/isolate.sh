@@ -58,13 +58,16 @@ if [ "${PGTWIN_ISOLATE_INNER:-}" = 1 ]; then
   unset PGTWIN_ISOLATE_INNER
   ip link set lo up
   hostname "$NAME"
+  # The node name (the hostname) must resolve, as a cluster node's does.
+  { cat /etc/hosts; printf '127.0.0.1\t%s\n' "$NAME"; } >"$BASE/hosts"
+  mount --bind "$BASE/hosts" /etc/hosts
   mount -t tmpfs -o mode=0755 tmpfs /run
   mkdir -p /run/lock /run/resource-agents /run/crm /run/user
   chown hacluster:haclient /run/crm 2>/dev/null || true
   chmod 0750 /run/crm
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
   for d in lib/pacemaker log/pacemaker lib/corosync log/corosync lib/pgtwin-migrate; do
-    mkdir -p "$BASE/var/$d"
+    mkdir -p "$BASE/var/$d" "/var/$d"
     mount --bind "$BASE/var/$d" "/var/$d"
   done
   mkdir -p /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox /var/lib/pacemaker/cores

@@ -269,7 +269,12 @@ stop_pacemaker() {
   rm -f /var/lib/pacemaker/cib/cib* 2>/dev/null || true
 }
 
+# The agent honours its fault-injection hook (PGTWIN_MIGRATE_TEST_PAUSE_AT)
+# only where this root-owned marker exists: on a test rig, never in production.
+TEST_RIG_MARKER=/run/pgtwin-migrate-test-rig
+
 install_agents() {
+  install -m 0644 /dev/null "$TEST_RIG_MARKER"
   mkdir -p "$OCF_DIR/$FIXTURE_PROVIDER"
   install -m 0755 "$REPO/test/fixtures/ocf/VipDummy" "$OCF_DIR/$FIXTURE_PROVIDER/VipDummy"
   if [ -x "$REPO/dist/pgtwin-migrate" ]; then
@@ -279,6 +284,7 @@ install_agents() {
 }
 
 remove_agents() {
+  rm -f "$TEST_RIG_MARKER"
   rm -rf "${OCF_DIR:?}/$FIXTURE_PROVIDER"
   if [ -f "$RIG_DIR/installed-agent" ]; then
     rm -f "$OCF_DIR/heartbeat/pgtwin-migrate" "$RIG_DIR/installed-agent"
@@ -318,7 +324,7 @@ configure_resources() {
   </clone>
   <primitive id="postgres-vip" class="ocf" provider="$FIXTURE_PROVIDER" type="VipDummy">
     <instance_attributes id="postgres-vip-params">
-      <nvpair id="postgres-vip-ip" name="ip" value="192.0.2.17"/>
+      <nvpair id="postgres-vip-ip" name="ip" value="127.0.2.17"/>
       <nvpair id="postgres-vip-journal" name="journal" value="$RIG_DIR/logs/vip-journal.log"/>
     </instance_attributes>
     <operations>
@@ -327,7 +333,7 @@ configure_resources() {
   </primitive>
   <primitive id="postgres-vip-18" class="ocf" provider="$FIXTURE_PROVIDER" type="VipDummy">
     <instance_attributes id="postgres-vip-18-params">
-      <nvpair id="postgres-vip-18-ip" name="ip" value="192.0.2.18"/>
+      <nvpair id="postgres-vip-18-ip" name="ip" value="127.0.2.18"/>
       <nvpair id="postgres-vip-18-journal" name="journal" value="$RIG_DIR/logs/vip-journal.log"/>
     </instance_attributes>
     <operations>

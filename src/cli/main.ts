@@ -7,17 +7,34 @@ import yargs from 'yargs';
 import { BUILD } from '../version';
 import { cliContext } from './context';
 import { resolvePlan } from '../migration/plan';
-import { collectStatus } from '../migration/status';
+import { collectStatus, collectProofs } from '../migration/status';
 import { preflight, formatFinding } from '../migration/preflight';
 import { teardown } from '../migration/teardown';
-import { renderStatus } from './render';
-import { cutoverCommand } from './cutover';
+import { renderStatus, renderProofs } from './render';
+import { switchCommand } from './switch';
+import { finish as finishMigration } from '../migration/finish';
 import { watchStatus } from './watch';
 import { reportFailure } from '../ocf/run-action';
 import { log } from '../ocf/log';
 import { finish, guardExit } from '../ocf/watchdog';
+import { escapeControls } from '../ocf/text';
+import { OCF } from '../ocf/exit-codes';
 
 type Common = { resource?: string; timeout: number };
+
+/** The longest wait a timer can hold (2^31 - 1 ms), in seconds. */
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** A number of seconds for `option`, or a one-line error that says what to give. */
+export function seconds(option: string, min: number) {
+  return (raw: unknown): number => {
+    const v = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (String(raw).trim() === '' || !Number.isFinite(v) || v < min || v > MAX_SECONDS) {
+      throw new Error(`--${option} ${JSON.stringify(String(raw))} is not a number of seconds from ${min} to ${MAX_SECONDS}; e.g. --${option} ${Math.max(min, 2)}`);
+    }
+    return v;
+  };
+}
 
 async function guarded(action: string, fn: () => Promise<number>): Promise<void> {
   guardExit();
@@ -31,12 +48,19 @@ async function guarded(action: string, fn: () => Promise<number>): Promise<void>
   finish(code);
 }
 
+function switchOptions<T>(y: import('yargs').Argv<T>) {
+  return y
+    .option('retry', { type: 'boolean', default: false, describe: 'after a failed switch: set cutover_ready=false, then true' })
+    .option('wait', { type: 'boolean', default: false, describe: 'follow the switch until it completes or fails' })
+    .option('wait-seconds', { type: 'string', default: 900, describe: 'how long --wait follows it', coerce: seconds('wait-seconds', 1) });
+}
+
 export async function runCli(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('pgtwin-migrate')
     .usage('$0 <command> [options]\n\nOCF actions: $0 {start|stop|monitor|reload-agent|validate-all|meta-data}, parameters from OCF_RESKEY_*')
     .option('resource', { alias: 'r', type: 'string', describe: 'migration resource id in the CIB (default: the only pgtwin-migrate resource)' })
-    .option('timeout', { type: 'number', default: 120, describe: 'seconds the command may take' })
+    .option('timeout', { type: 'string', default: 120, describe: 'seconds the command may take', coerce: seconds('timeout', 1) })
     .command(
       'status',
       'per-database state: phase, subscription, tables, copy progress, lag',
@@ -44,12 +68,18 @@ export async function runCli(argv: string[]): Promise<void> {
         y
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
           .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'redraw every --interval seconds (Ctrl-C ends)' })
-          .option('interval', { type: 'number', default: 2, describe: 'seconds between two looks with --watch' }),
+          .option('interval', { type: 'string', default: 2, describe: 'seconds between two looks with --watch', coerce: seconds('interval', 0.5) })
+          .option('proof', { type: 'boolean', default: false, describe: 'the proof of every completed cutover and failback (with --json: the whole record)' }),
       (args) =>
         guarded('status', async () => {
           const timeout = args.watch ? Number.MAX_SAFE_INTEGER / 1000 : args.timeout;
           const ctx = await cliContext('status', { ...(args as Common), timeout });
           const plan = await resolvePlan(ctx, { lenient: true });
+          if (args.proof) {
+            const proofs = await collectProofs(plan);
+            process.stdout.write(args.json ? `${JSON.stringify(proofs, null, 2)}\n` : renderProofs(proofs));
+            return 0;
+          }
           if (args.watch) return watchStatus(plan, { json: args.json, intervalS: Math.max(0.5, args.interval) });
           const report = await collectStatus(plan);
           process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, { bars: process.stdout.isTTY }));
@@ -94,16 +124,44 @@ export async function runCli(argv: string[]): Promise<void> {
     )
     .command(
       'cutover',
-      'run the atomic cutover of all databases (sets cutover_ready=true)',
-      (y) =>
-        y
-          .option('retry', { type: 'boolean', default: false, describe: 'after a failed cutover: set cutover_ready=false, then true' })
-          .option('wait', { type: 'boolean', default: false, describe: 'follow the cutover until it completes or fails' })
-          .option('wait-seconds', { type: 'number', default: 900, describe: 'how long --wait follows it' }),
+      'move production to the target: the atomic cutover of all databases (cutover_ready=true)',
+      (y) => switchOptions(y),
       (args) =>
         guarded('cutover', async () => {
           const ctx = await cliContext('cutover', { ...(args as Common), timeout: Math.max(args.timeout, args['wait-seconds'] + 60) });
-          return cutoverCommand(await resolvePlan(ctx, { lenient: true }), { retry: args.retry, wait: args.wait, waitSeconds: args['wait-seconds'] });
+          return switchCommand(await resolvePlan(ctx, { lenient: true }), 'cutover', { retry: args.retry, wait: args.wait, waitSeconds: args['wait-seconds'] });
+        }),
+    )
+    .command(
+      'failback',
+      'move production back to the source: the same atomic operation the other way (cutover_ready false, then true)',
+      (y) => switchOptions(y),
+      (args) =>
+        guarded('failback', async () => {
+          const ctx = await cliContext('failback', { ...(args as Common), timeout: Math.max(args.timeout, args['wait-seconds'] + 60) });
+          return switchCommand(await resolvePlan(ctx, { lenient: true }), 'failback', { retry: args.retry, wait: args.wait, waitSeconds: args['wait-seconds'] });
+        }),
+    )
+    .command(
+      'finish',
+      'end the way back after a cutover: remove reverse replication and every object of the migration from both clusters',
+      (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: failback is no longer possible afterwards' }),
+      (args) =>
+        guarded('finish', async () => {
+          if (!args.yes) {
+            process.stderr.write('finish removes the way back (reverse replication) and every object of the migration from both clusters; failback is impossible afterwards.\nRun it again with --yes to go ahead.\n');
+            return 2;
+          }
+          const ctx = await cliContext('finish', args as Common);
+          const report = await finishMigration(await resolvePlan(ctx, { lenient: true }));
+          for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
+          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${l}\n`);
+          process.stdout.write(
+            report.finished
+              ? `migration finished: nothing of it is left on either cluster; the resource stops\n`
+              : `finish incomplete: ${report.leftovers.length} object(s) left; run it again when both clusters are reachable\n`,
+          );
+          return report.finished ? 0 : 1;
         }),
     )
     .version('version', 'print the version stamped at build time', `pgtwin-migrate ${BUILD}`)
@@ -111,5 +169,11 @@ export async function runCli(argv: string[]): Promise<void> {
     .demandCommand(1, 'name a command')
     .strict()
     .help()
+    // A wrong option or value: one line, no usage dump, no stack trace.
+    .fail((msg, err) => {
+      const text = (msg || err?.message || 'invalid command line').split('\n')[0];
+      process.stderr.write(`pgtwin-migrate: ${escapeControls(text ?? '')}; see pgtwin-migrate --help\n`);
+      process.exit(OCF.ERR_ARGS);
+    })
     .parseAsync();
 }

@@ -21,7 +21,7 @@ export async function watchStatus(plan: Plan, opts: { json: boolean; intervalS: 
     if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else if (tty) process.stdout.write(`${CLEAR}${new Date().toISOString()}  (every ${opts.intervalS} s, Ctrl-C ends)\n${renderStatus(report, { bars: true })}`);
     else process.stdout.write(`--- ${new Date().toISOString()}\n${renderStatus(report)}`);
-    if (report.phase === 'complete' && !tty) break;
+    if (report.phase === 'finished' && !tty) break;
     await sleep(opts.intervalS * 1000);
   }
   return 0;

@@ -22,7 +22,22 @@ import { run, firstLine } from '../ocf/exec';
 import { OCF, OcfError } from '../ocf/exit-codes';
 import { parseXml, findFirst, byTagId, type XmlElement } from './xml';
 import { xmlEscape } from '../ocf/xml-escape';
-import { buildModifyFragment, modifyConfiguration, resourcePath, type AttributeRef } from './resources';
+import { randomUUID } from 'node:crypto';
+import {
+  buildModifyFragment,
+  modifyConfiguration,
+  modifyConfigurationIf,
+  resourcePath,
+  type AttributeRef,
+  type CasOutcome,
+  type NvpairCondition,
+} from './resources';
+
+/** A condition on one attribute of the record: its value, or (undefined) that it is absent. */
+export interface RecordCondition {
+  readonly name: string;
+  readonly value: string | undefined;
+}
 
 /** crm_attribute's exit code for "no such attribute" (ENXIO). */
 export const CRM_EX_NOSUCH = 105;
@@ -120,6 +135,51 @@ export class ClusterState {
       value,
     }));
     return { refs, crmConfigXml: inCrmConfig.length > 0 ? this.propertySetXml(inCrmConfig) : '' };
+  }
+
+  /** The id of the nvpair that holds attribute `name` (as fragment() writes it). */
+  async nvpairId(name: string): Promise<string> {
+    return this.isLive(name) && (await this.resourcePath()) ? `${this.liveSetId}-${name}` : `${this.setId}-${name}`;
+  }
+
+  /**
+   * Writes values in ONE CIB update only if every condition holds when the
+   * CIB applies it (compare-and-swap), together with further changes
+   * (extra nvpairs elsewhere, constraints) and further raw conditions.
+   */
+  async casMany(
+    values: Readonly<Record<string, string>>,
+    conditions: readonly RecordCondition[],
+    extra: { refs?: ReadonlyArray<{ ref: AttributeRef; value: string }>; constraintsXml?: readonly string[]; conditions?: readonly NvpairCondition[] } = {},
+  ): Promise<CasOutcome> {
+    const { refs, crmConfigXml } = await this.fragment(values);
+    const raw: NvpairCondition[] = [...(extra.conditions ?? [])];
+    for (const c of conditions) raw.push({ id: await this.nvpairId(c.name), value: c.value });
+    const fragment = buildModifyFragment([...refs, ...(extra.refs ?? [])], extra.constraintsXml ?? [], crmConfigXml);
+    return modifyConfigurationIf(fragment, raw, this.timeoutMs());
+  }
+
+  /**
+   * After an update whose outcome is unknown (cibadmin timed out): writes a
+   * fresh barrier value and reads the record back. The CIB applies updates
+   * in one order (CPG's total order across nodes), so once the barrier has
+   * landed, an update sent before it has either landed or never will.
+   * Throws when the CIB cannot be reached: then nothing can be known.
+   */
+  async barrier(name: string, timeoutMs = 60_000): Promise<Map<string, string>> {
+    const value = randomUUID();
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.setMany({ [name]: value });
+        const record = await this.readAll();
+        if (record.get(name) === value) return record;
+      } catch (err) {
+        if (Date.now() > until) throw err;
+      }
+      if (Date.now() > until) throw new OcfError(OCF.ERR_GENERIC, `cannot tell whether a CIB update landed: the barrier ${name} did not land within ${timeoutMs / 1000} s; is Pacemaker running?`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   /** Where the resource sits in <resources> (it may be in a group); read once. */

@@ -109,6 +109,54 @@ export function buildModifyFragment(
   return `<configuration>${crmConfig}${resources}${constraints}</configuration>`;
 }
 
+/** An XPath 1.0 string literal for any value (XPath has no escapes: concat() joins quote kinds). */
+export function xpathLiteral(value: string): string {
+  if (!value.includes("'")) return `'${value}'`;
+  if (!value.includes('"')) return `"${value}"`;
+  return `concat(${value
+    .split("'")
+    .map((part) => `'${part}'`)
+    .join(`, "'", `)})`;
+}
+
+/** A condition on one nvpair of the configuration, by its id. */
+export interface NvpairCondition {
+  readonly id: string;
+  /** The value it must have; undefined: it must not exist. */
+  readonly value: string | undefined;
+}
+
+export function conditionXpath(c: NvpairCondition): string {
+  return c.value === undefined
+    ? `not(.//nvpair[@id=${xpathLiteral(c.id)}])`
+    : `.//nvpair[@id=${xpathLiteral(c.id)} and @value=${xpathLiteral(c.value)}]`;
+}
+
+/**
+ * applied: the update landed; refused: a condition did not hold and nothing
+ * changed; unknown: cibadmin did not answer in time or failed in transit, so
+ * the update may still land (learn which with ClusterState.barrier, never assume).
+ */
+export type CasOutcome = 'applied' | 'refused' | 'unknown';
+
+/**
+ * Applies a fragment as ONE CIB update only if every condition holds at the
+ * moment the CIB applies it: the merge targets /cib/configuration through an
+ * XPath that matches only when the conditions hold (a compare-and-swap).
+ */
+export async function modifyConfigurationIf(fragment: string, conditions: readonly NvpairCondition[], timeoutMs: number): Promise<CasOutcome> {
+  const xpath = conditions.length === 0 ? '/cib/configuration' : `/cib/configuration[${conditions.map(conditionXpath).join(' and ')}]`;
+  const r = await run('cibadmin', ['--modify', '--allow-create', '--xpath', xpath, '--xml-text', fragment], { timeoutMs });
+  if (r.code === 0) return 'applied';
+  // ENXIO: the XPath matched nothing, so a condition did not hold.
+  if (r.code === 105) return 'refused';
+  // Refused by schema validation: the CIB applied nothing.
+  if (r.code === 78 || /does not conform|schema/i.test(r.stderr)) {
+    throw new OcfError(OCF.ERR_GENERIC, `CIB update refused (cibadmin exit ${r.code}: ${firstLine(r)}); nothing was changed`);
+  }
+  return 'unknown';
+}
+
 /** Applies a fragment built by buildModifyFragment as ONE CIB update. */
 export async function modifyConfiguration(fragment: string, timeoutMs: number): Promise<void> {
   const r = await run('cibadmin', ['--modify', '--allow-create', '--scope', 'configuration', '--xml-text', fragment], { timeoutMs });

@@ -1,12 +1,18 @@
 /**
- * The migration's cluster-wide record in the CIB: its phase and the
- * database list it started with (lasting, in crm_config), and the cutover's
- * step, lease and outcome (live, on the resource: see ClusterState for why).
+ * The migration's cluster-wide record in the CIB: its phase, the database
+ * list it started with, its history and the proofs of its switches
+ * (lasting, in crm_config), and the running switch's step, lease and
+ * outcome (live, on the resource: see ClusterState for why).
+ *
+ * Phases: forward (production on the source, forward replication) →
+ * cutover → reverse (production on the target, the way back watched) →
+ * failback → forward again …, until finish → finished.
  */
 import { ClusterState, type Timeout } from '../cluster/attributes';
 import { CUTOVER_KEY } from './cutover/steps';
 
-export type Phase = 'forward' | 'cutover' | 'complete';
+/** Lasting phases; `cutover` and `failback` are read from the live record while a switch runs. */
+export type Phase = 'forward' | 'reverse' | 'finished' | 'cutover' | 'failback';
 
 const LIVE_KEYS: ReadonlySet<string> = new Set(Object.values(CUTOVER_KEY));
 
@@ -15,22 +21,57 @@ export function migrationRecord(instance: string, timeoutMs: Timeout): ClusterSt
   return new ClusterState(instance, timeoutMs, (name) => LIVE_KEYS.has(name));
 }
 
-/**
- * The phase: `cutover` while a cutover runs (the live record says so; the
- * lasting phase is not written at its start, so that no crm_config change
- * precedes the VIP swap), else the recorded one.
- */
-export function phaseOf(cib: ReadonlyMap<string, string>): Phase | undefined {
-  const recorded = cib.get(KEY.phase) as Phase | undefined;
-  return recorded !== 'complete' && cib.get(CUTOVER_KEY.state) === 'running' ? 'cutover' : recorded;
-}
-
 export const KEY = {
   phase: 'phase',
   databases: 'databases',
   startedAt: 'started-at',
   completedAt: 'completed-at',
+  finishedAt: 'finished-at',
+  /** JSON list of the migration's events (see HistoryEvent). */
+  history: 'history',
+  /** How many switches completed; the proof of the n-th is `proof-<n>`. */
+  switches: 'switches',
 } as const;
+
+export const proofKey = (n: number) => `proof-${n}`;
+
+/**
+ * The phase: the switch's kind while one runs (or is blocked past its
+ * swap), else the recorded one. A record of the first release says
+ * `complete` for a migration that ended; it counts as finished.
+ */
+export function phaseOf(cib: ReadonlyMap<string, string>): Phase | undefined {
+  const recorded = cib.get(KEY.phase);
+  const state = cib.get(CUTOVER_KEY.state);
+  if (recorded === 'complete' || recorded === 'finished') return 'finished';
+  if (state === 'running' || state === 'blocked') return cib.get(CUTOVER_KEY.kind) === 'failback' ? 'failback' : 'cutover';
+  return recorded === 'reverse' ? 'reverse' : recorded === 'forward' ? 'forward' : undefined;
+}
+
+export interface HistoryEvent {
+  readonly at: string;
+  readonly event: string;
+  readonly detail?: string;
+}
+
+const HISTORY_LIMIT = 60;
+
+export function parseHistory(value: string | undefined): HistoryEvent[] {
+  try {
+    const v: unknown = JSON.parse(value ?? '[]');
+    return Array.isArray(v) ? (v.filter((e) => typeof e?.at === 'string' && typeof e?.event === 'string') as HistoryEvent[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** The history with one event appended (the oldest dropped beyond HISTORY_LIMIT, the first kept). */
+export function withEvent(value: string | undefined, event: string, detail?: string, at = new Date()): string {
+  const list = parseHistory(value);
+  list.push({ at: at.toISOString(), event, ...(detail ? { detail } : {}) });
+  const kept = list.length > HISTORY_LIMIT ? [list[0]!, ...list.slice(list.length - HISTORY_LIMIT + 1)] : list;
+  return JSON.stringify(kept);
+}
 
 export function parseBaseline(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;

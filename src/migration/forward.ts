@@ -10,13 +10,15 @@ import { connectOptions, replicationConninfo } from './plan';
 import type { DatabaseObjects } from './names';
 import type { DatabaseFacts } from './preflight';
 import { connect, describe } from '../pg/connection';
-import { createPublication, dropPublication, publicationExists } from '../pg/publication';
+import { createPublication, dropPublication, publicationExists, publishPartitionsAsThemselves } from '../pg/publication';
 import {
   createSubscription,
   dropSubscription,
   readSubscription,
   setSubscriptionConnection,
   setSubscriptionEnabled,
+  setSubscriptionOrigin,
+  subscriptionOrigin,
 } from '../pg/subscription';
 import { slotExists, readSlot } from '../pg/slots';
 import { installDdlSchema, ensureCaptureTrigger, dropCaptureTrigger, dropAgentSchema, hasAgentSchema, clearDdlLog } from '../pg/ddl-replication';
@@ -42,7 +44,7 @@ export async function setupForward(plan: Plan, objects: DatabaseObjects, facts: 
     const targetMajor = await serverMajor(target);
     const existing = await readSubscription(target, objects.forwardSub, targetMajor);
     if (existing) {
-      await adopt(plan, objects, source, target, existing);
+      await adopt(plan, objects, source, target, existing, targetMajor);
       return 'adopted';
     }
     await create(plan, objects, source, target, targetMajor, facts);
@@ -58,6 +60,7 @@ async function adopt(
   source: pg.Client,
   target: pg.Client,
   sub: NonNullable<Awaited<ReturnType<typeof readSubscription>>>,
+  targetMajor: number,
 ): Promise<void> {
   const { log, cfg } = plan;
   const db = JSON.stringify(objects.database);
@@ -65,6 +68,7 @@ async function adopt(
     log.warn(`${db}: publication ${objects.forwardPub} was missing on the source; created it again`);
     await createPublication(source, objects.forwardPub);
   }
+  await publishPartitions(plan, objects, source);
   const slotClient = plan.slotHost === plan.sourcePrimary ? source : await connect(plan.slotHost, objects.database, connectOptions(plan));
   try {
     if (!(await slotExists(slotClient, objects.forwardSlot))) {
@@ -80,10 +84,17 @@ async function adopt(
   } finally {
     if (slotClient !== source) await slotClient.end().catch(() => undefined);
   }
-  const conninfo = replicationConninfo(plan, objects, 'forward');
+  const conninfo = replicationConninfo(plan, objects, 'forward', targetMajor);
   if (sub.conninfo !== conninfo) {
     log.info(`${db}: subscription ${objects.forwardSub} connection changed; updating it (replication continues from its slot)`);
     await setSubscriptionConnection(target, objects.forwardSub, conninfo);
+  }
+  if ((await subscriptionOrigin(target, objects.forwardSub, targetMajor)) === 'none') {
+    // Set by versions before this one: rows the source received by its own logical replication were skipped.
+    log.warn(
+      `${db}: subscription ${objects.forwardSub} had origin = none, which skips rows the source receives by logical replication; now any (rows received that way before now are not on the target: compare those tables)`,
+    );
+    await setSubscriptionOrigin(target, objects.forwardSub, 'any');
   }
   if (!sub.enabled) {
     log.info(`${db}: subscription ${objects.forwardSub} was disabled; enabling it`);
@@ -131,6 +142,7 @@ async function create(
     if (await createPublication(source, objects.forwardPub)) {
       undo.push({ what: `publication ${objects.forwardPub}`, run: () => dropPublication(source, objects.forwardPub) });
     }
+    await publishPartitions(plan, objects, source);
 
     if (cfg.ddl_replication) {
       const sourceHadSchema = await hasAgentSchema(source);
@@ -153,13 +165,15 @@ async function create(
     await withStandbySnapshots(plan, objects, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
-        conninfo: replicationConninfo(plan, objects, 'forward'),
+        conninfo: replicationConninfo(plan, objects, 'forward', targetMajor),
         publication: objects.forwardPub,
         slot: objects.forwardSlot,
         enabled: true,
         copyData: true,
         createSlot: true,
         subscriberMajor: targetMajor,
+        // Rows that reach the source through its own logical replication belong to it too.
+        origin: 'any',
       }).catch((err: unknown) => {
         if (!/publisher|could not connect|connection to server/i.test(String((err as Error)?.message))) throw err;
         const failure = publisherFailure(err, `${db}: the target's server`, `the source at ${cfg.source_replication_vip}:${cfg.sourcePort}`);
@@ -177,6 +191,18 @@ async function create(
       }
     }
     throw err;
+  }
+}
+
+/** Partitions published as themselves, also by a publication an earlier version made (see publishPartitionsAsThemselves). */
+async function publishPartitions(plan: Plan, objects: DatabaseObjects, source: pg.Client): Promise<void> {
+  const db = JSON.stringify(objects.database);
+  const how = await publishPartitionsAsThemselves(source, objects.forwardPub, await serverMajor(source));
+  if (how === 'switched') plan.log.info(`${db}: publication ${objects.forwardPub} now publishes partitions as themselves (it published no partitioned table)`);
+  if (how === 'via-root') {
+    plan.log.warn(
+      `${db}: publication ${objects.forwardPub} publishes partitioned tables through their root (made by an earlier version): a TRUNCATE of one partition is not replicated and a DETACHed partition would be copied again; to change it, run pgtwin-migrate teardown, empty the target tables and start again`,
+    );
   }
 }
 

@@ -7,12 +7,15 @@ import type { DatabaseView } from './observe';
 import type { TableName } from '../pg/publication';
 import { tableKey } from '../pg/publication';
 import { OCF } from '../ocf/exit-codes';
+import { objectsOf, subscriberOf, publisherOf, type Direction } from './direction';
 
 export type DatabaseState = 'streaming' | 'copying' | 'paused' | 'broken';
 
 export interface DatabaseHealth {
   readonly database: string;
   readonly token: string;
+  /** The direction assessed (forward, or reverse in phase reverse). */
+  readonly direction?: Direction;
   readonly state: DatabaseState;
   /** What is wrong, when state is broken: one line naming the object and what was seen. */
   readonly problem: string | undefined;
@@ -42,6 +45,12 @@ export interface DatabaseHealth {
   readonly unsubscribedTables: number;
   /** Whether the source has the publication, when it was looked at this time. */
   readonly publication: boolean | undefined;
+  /**
+   * Published tables without a primary key or replica identity (created
+   * after start): their UPDATE and DELETE fail on the source. From this
+   * look, or the last one that read the source's details.
+   */
+  readonly noIdentity: readonly TableName[];
 }
 
 export interface ErrorCounts {
@@ -56,11 +65,14 @@ export interface AssessOptions {
   /** The subscription's error counters as the last monitor saw them, when it recorded them. */
   readonly previousErrors?: ErrorCounts;
   /** What the last look at the source's details found, used while they are not read again. */
-  readonly remembered?: { readonly publication?: boolean; readonly missingOnTarget?: readonly TableName[] };
+  readonly remembered?: { readonly publication?: boolean; readonly missingOnTarget?: readonly TableName[]; readonly noIdentity?: readonly TableName[] };
 }
 
 export function assessDatabase(view: DatabaseView, opts: AssessOptions): DatabaseHealth {
   const { objects } = view;
+  const d = view.direction ?? 'forward';
+  const names = objectsOf(objects, d);
+  const [subSide, pubSide] = [subscriberOf(d), publisherOf(d)];
   const db = JSON.stringify(objects.database);
   const src = view.source.ok ? view.source.value : undefined;
   const tgt = view.target.ok ? view.target.value : undefined;
@@ -72,6 +84,7 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
   const base = {
     database: objects.database,
     token: objects.token,
+    direction: d,
     lagBytes,
     lagSeconds,
     tablesReady: sub?.tablesReady ?? null,
@@ -90,30 +103,31 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     targetChecked: view.targetDetails && view.target.ok,
     unsubscribedTables: tgt?.unsubscribedTables ?? 0,
     publication: src?.publication,
+    noIdentity: src?.noIdentity ?? (view.sourceDetails ? [] : (opts.remembered?.noIdentity ?? [])),
   };
   const broken = (problem: string): DatabaseHealth => ({ ...base, state: 'broken', problem: `${db}: ${problem}` });
 
   // A failure to reach a side already names the server and the database.
   if (!view.source.ok) return { ...base, state: 'broken', problem: view.source.error.message };
   if (!view.target.ok) return { ...base, state: 'broken', problem: view.target.error.message };
-  if (!sub) return broken(`subscription ${objects.forwardSub} is missing on the target`);
-  if ((src!.publication ?? opts.remembered?.publication) === false) return broken(`publication ${objects.forwardPub} is missing on the source`);
-  if (!slot) return broken(`replication slot ${objects.forwardSlot} is missing on the source (slot lost)`);
-  if (slot.invalidated) return broken(`replication slot ${objects.forwardSlot} was invalidated (${slot.invalidated})`);
+  if (!sub) return broken(`subscription ${names.sub} is missing on the ${subSide}`);
+  if ((src!.publication ?? opts.remembered?.publication) === false) return broken(`publication ${names.pub} is missing on the ${pubSide}`);
+  if (!slot) return broken(`replication slot ${names.slot} is missing on the ${pubSide} (slot lost)`);
+  if (slot.invalidated) return broken(`replication slot ${names.slot} was invalidated (${slot.invalidated})`);
   if (!sub.enabled) {
-    if (opts.expectEnabled) return broken(`subscription ${objects.forwardSub} is disabled`);
+    if (opts.expectEnabled) return broken(`subscription ${names.sub} is disabled`);
     return { ...base, state: 'paused', problem: undefined };
   }
   // Counters only grow; a smaller value means the statistics were reset.
   const grew = (now: number, before: number | undefined) => (before === undefined || now < before ? 0 : now - before);
   const prev = opts.previousErrors;
   if (sub.workerPid === null) {
-    const errors = base.applyErrors + base.syncErrors > 0 ? ` (${base.applyErrors + base.syncErrors} apply/sync errors; see the target's log)` : '';
-    return broken(`apply worker of ${objects.forwardSub} is not running${errors}`);
+    const errors = base.applyErrors + base.syncErrors > 0 ? ` (${base.applyErrors + base.syncErrors} apply/sync errors; see the ${subSide}'s log)` : '';
+    return broken(`apply worker of ${names.sub} is not running${errors}`);
   }
   const newApplyErrors = grew(base.applyErrors, prev?.apply);
   if (newApplyErrors > 0) {
-    return broken(`apply worker of ${objects.forwardSub} failed ${newApplyErrors} time(s) since the last monitor; see the target's PostgreSQL log`);
+    return broken(`apply worker of ${names.sub} failed ${newApplyErrors} time(s) since the last monitor; see the ${subSide}'s PostgreSQL log`);
   }
   if (sub.tablesTotal > 0 && sub.tablesReady < sub.tablesTotal) {
     const copyFailures = prev ? grew(base.syncErrors, prev.sync) : base.syncErrors;
@@ -138,25 +152,34 @@ export function monitorVerdict(healths: readonly DatabaseHealth[]): Verdict {
   if (copy) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the target's PostgreSQL log`,
+      reason: `${JSON.stringify(copy.database)}: initial table copy failing (${copy.copyFailures} error(s)); see the ${subscriberOf(copy.direction ?? 'forward')}'s PostgreSQL log`,
     };
   }
+  // Production itself fails here (UPDATE and DELETE on the source): named before any replication trouble.
+  const noIdentity = healths.find((h) => h.noIdentity.length > 0);
+  if (noIdentity) return { code: OCF.DEGRADED, reason: noIdentityProblem(noIdentity) };
   // A DDL statement not replayed usually explains a missing table: name it first.
   const ddl = healths.find((h) => h.ddlNotReplayed > 0);
   if (ddl) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the target (latest ${ddl.ddlLatest ?? ''})`,
+      reason: `${JSON.stringify(ddl.database)}: ${ddl.ddlNotReplayed} DDL statement(s) not replayed on the ${subscriberOf(ddl.direction ?? 'forward')} (latest ${ddl.ddlLatest ?? ''})`,
     };
   }
   const missing = healths.find((h) => h.missingOnTarget.length > 0);
   if (missing) {
     return {
       code: OCF.DEGRADED,
-      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the target, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
+      reason: `${JSON.stringify(missing.database)}: new table(s) missing on the ${subscriberOf(missing.direction ?? 'forward')}, not replicated: ${missing.missingOnTarget.slice(0, 3).map(tableKey).join(', ')}`,
     };
   }
   return { code: OCF.SUCCESS, reason: undefined };
+}
+
+/** One line for a database whose published tables lack a replica identity: what fails, where, the fix. */
+export function noIdentityProblem(h: Pick<DatabaseHealth, 'database' | 'noIdentity'>): string {
+  const tables = h.noIdentity.slice(0, 3).map(tableKey).join(', ') + (h.noIdentity.length > 3 ? ` (+${h.noIdentity.length - 3} more)` : '');
+  return `${JSON.stringify(h.database)}: UPDATE/DELETE fail on the source for ${tables} (no primary key or replica identity); add a primary key or REPLICA IDENTITY FULL`;
 }
 
 export function formatBytes(n: number | null): string {

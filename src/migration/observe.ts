@@ -17,6 +17,7 @@ import type pg from 'pg';
 import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import type { DatabaseObjects } from './names';
+import { objectsOf, endpointsOf, type Direction } from './direction';
 import { connect, describe, type Endpoint } from '../pg/connection';
 import { classify, PgFailure, sqlState, SQLSTATE } from '../pg/errors';
 import { readSlots, type SlotInfo } from '../pg/slots';
@@ -38,6 +39,12 @@ export interface SourceView {
   readonly publishedBytes: number | undefined;
   /** The same, per table, while the initial copy runs. */
   readonly tableBytes: ReadonlyMap<string, number> | undefined;
+  /**
+   * Published tables without a primary key or usable replica identity: on
+   * the source their UPDATE and DELETE fail while the publication exists.
+   * undefined: not looked at this time.
+   */
+  readonly noIdentity?: readonly TableName[];
 }
 
 export interface TargetView {
@@ -66,6 +73,8 @@ export interface SubscriptionDrift {
 
 export interface DatabaseView {
   readonly objects: DatabaseObjects;
+  /** The direction observed: forward (source → target) or reverse (target → source, the way back). */
+  readonly direction: Direction;
   readonly source: Side<SourceView>;
   readonly target: Side<TargetView>;
   readonly drift: SubscriptionDrift | undefined;
@@ -118,8 +127,9 @@ async function sharedRead<T>(plan: Plan, ep: Endpoint, fn: (c: pg.Client, major:
   return { ok: false, error: failure! };
 }
 
-async function readTarget(plan: Plan, c: pg.Client, objects: DatabaseObjects): Promise<TargetView> {
-  const subscription = await readSubscription(c, objects.forwardSub, await serverMajorOnce(c, key(plan.targetPrimary)));
+async function readTarget(plan: Plan, c: pg.Client, objects: DatabaseObjects, d: Direction): Promise<TargetView> {
+  const ep = endpointsOf(plan, d).subscriber;
+  const subscription = await readSubscription(c, objectsOf(objects, d).sub, await serverMajorOnce(c, key(ep)));
   let ddl: DdlReport | undefined;
   try {
     ddl = await ddlReport(c);
@@ -154,25 +164,39 @@ function composeTarget(summary: SubscriptionSummary, r: RememberedTarget): Targe
   };
 }
 
-async function readSourceDetails(c: pg.Client, objects: DatabaseObjects, copying: boolean): Promise<Omit<SourceView, 'slot'>> {
-  const publication = await publicationExists(c, objects.forwardPub);
-  const count = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = $1', [objects.forwardPub]);
+async function readSourceDetails(c: pg.Client, pub: string, copying: boolean): Promise<Omit<SourceView, 'slot'>> {
+  const publication = await publicationExists(c, pub);
+  // The same one query counts the published tables and names those no UPDATE or DELETE can be published for.
+  const count = await c.query<{ n: number; no_identity: Array<[string, string]> }>(
+    `SELECT count(*)::int AS n,
+            coalesce(json_agg(json_build_array(pt.schemaname, pt.tablename) ORDER BY pt.schemaname, pt.tablename)
+                       FILTER (WHERE c.relreplident = 'n'
+                                  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+                                  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
+                     '[]'::json) AS no_identity
+       FROM pg_publication_tables pt
+       JOIN pg_namespace n ON n.nspname = pt.schemaname
+       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+      WHERE pt.pubname = $1`,
+    [pub],
+  );
   let tableBytes: Map<string, number> | undefined;
   if (publication && copying) {
     const { rows } = await c.query<{ schemaname: string; tablename: string; b: string }>(
       `SELECT schemaname, tablename, pg_table_size(format('%I.%I', schemaname, tablename)::regclass)::text AS b
          FROM pg_publication_tables WHERE pubname = $1`,
-      [objects.forwardPub],
+      [pub],
     );
     tableBytes = new Map(rows.map((r) => [tableKey({ schema: r.schemaname, table: r.tablename }), Number(r.b)]));
   }
   const publishedBytes = tableBytes ? [...tableBytes.values()].reduce((a, b) => a + b, 0) : undefined;
-  return { publication, publishedCount: count.rows[0]!.n, publishedBytes, tableBytes };
+  const noIdentity = count.rows[0]!.no_identity.map(([schema, table]) => ({ schema, table }));
+  return { publication, publishedCount: count.rows[0]!.n, publishedBytes, tableBytes, noIdentity };
 }
 
 /** Published and subscribed table sets differ: which tables, and can the target take them? */
-async function readDrift(source: pg.Client, target: pg.Client, objects: DatabaseObjects, sub: SubscriptionInfo): Promise<SubscriptionDrift> {
-  const [published, subscribed] = await Promise.all([publishedTables(source, objects.forwardPub), subscriptionTables(target, sub.oid)]);
+async function readDrift(source: pg.Client, target: pg.Client, pub: string, sub: SubscriptionInfo): Promise<SubscriptionDrift> {
+  const [published, subscribed] = await Promise.all([publishedTables(source, pub), subscriptionTables(target, sub.oid)]);
   const subKeys = new Set(subscribed.map(tableKey));
   const pubKeys = new Set(published.map(tableKey));
   const notSubscribed = published.filter((t) => !subKeys.has(tableKey(t)));
@@ -189,11 +213,13 @@ interface Shared {
   readonly summaries: Side<Map<string, SubscriptionSummary>> | undefined;
 }
 
-async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared, opts: ObserveOptions): Promise<DatabaseView> {
+async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared, opts: ObserveOptions, d: Direction): Promise<DatabaseView> {
   const db = objects.database;
-  const sWhere = describe(plan.slotHost, db);
-  const tWhere = describe(plan.targetPrimary, db);
-  const summary = shared.summaries?.ok ? shared.summaries.value.get(`${db}\0${objects.forwardSub}`) : undefined;
+  const names = objectsOf(objects, d);
+  const eps = endpointsOf(plan, d);
+  const sWhere = describe(eps.slots, db);
+  const tWhere = describe(eps.subscriber, db);
+  const summary = shared.summaries?.ok ? shared.summaries.value.get(`${db}\0${names.sub}`) : undefined;
   const remembered = opts.remembered(objects);
   const wantTarget =
     !shared.summaries?.ok || !summary || !remembered || summary.syncWorkers > 0 || remembered.tablesReady < remembered.tablesTotal || opts.targetDetails(objects);
@@ -204,9 +230,9 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
     if (shared.summaries && !shared.summaries.ok && !wantTarget) target = shared.summaries as Side<never>;
     else if (!wantTarget) target = { ok: true, value: composeTarget(summary!, remembered!) };
     else {
-      tc = await attempt(tWhere, () => connect(plan.targetPrimary, db, connectOptions(plan, 8_000)));
+      tc = await attempt(tWhere, () => connect(eps.subscriber, db, connectOptions(plan, 8_000)));
       const conn = tc;
-      target = conn.ok ? await attempt(tWhere, () => readTarget(plan, conn.value, objects)) : (conn as Side<never>);
+      target = conn.ok ? await attempt(tWhere, () => readTarget(plan, conn.value, objects, d)) : (conn as Side<never>);
     }
     const tv = target.ok ? target.value : undefined;
     const sub = tv?.subscription;
@@ -218,22 +244,22 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
     } else if (!wantSource) {
       source = {
         ok: true,
-        value: { publication: undefined, slot: shared.slots.value.get(objects.forwardSlot), publishedCount: undefined, publishedBytes: undefined, tableBytes: undefined },
+        value: { publication: undefined, slot: shared.slots.value.get(names.slot), publishedCount: undefined, publishedBytes: undefined, tableBytes: undefined },
       };
     } else {
-      sc = await attempt(sWhere, () => connect(plan.slotHost, db, connectOptions(plan, 8_000)));
+      sc = await attempt(sWhere, () => connect(eps.slots, db, connectOptions(plan, 8_000)));
       const conn = sc;
       const slots = shared.slots.value;
       source = conn.ok
-        ? await attempt(sWhere, async () => ({ ...(await readSourceDetails(conn.value, objects, copying)), slot: slots.get(objects.forwardSlot) }))
+        ? await attempt(sWhere, async () => ({ ...(await readSourceDetails(conn.value, names.pub, copying)), slot: slots.get(names.slot) }))
         : (conn as Side<never>);
     }
     let drift: SubscriptionDrift | undefined;
     const published = source.ok ? source.value.publishedCount : undefined;
     if (sub && sc?.ok && tc?.ok && published !== undefined && (published !== sub.tablesTotal || (tv?.unsubscribedTables ?? 0) > 0)) {
       const [s, t] = [sc.value, tc.value];
-      const d = await attempt(tWhere, () => readDrift(s, t, objects, sub));
-      if (d.ok) drift = d.value;
+      const dr = await attempt(tWhere, () => readDrift(s, t, names.pub, sub));
+      if (dr.ok) drift = dr.value;
     }
     // Copy progress: bytes of the tables whose copy is done, by their size on the source.
     let copyDoneBytes: number | undefined;
@@ -243,28 +269,30 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
       const states = await attempt(tWhere, () => subscriptionTables(t, sub.oid));
       if (states.ok) copyDoneBytes = states.value.filter((x) => x.state === 'r' || x.state === 's').reduce((a, x) => a + (sizes.get(tableKey(x)) ?? 0), 0);
     }
-    return { objects, source, target, drift, copyDoneBytes, sourceDetails: wantSource, targetDetails: wantTarget, observedAt: new Date() };
+    return { objects, direction: d, source, target, drift, copyDoneBytes, sourceDetails: wantSource, targetDetails: wantTarget, observedAt: new Date() };
   } finally {
     await Promise.all([sc?.ok && sc.value.end().catch(() => undefined), tc?.ok && tc.value.end().catch(() => undefined)]);
   }
 }
 
-/** Every database of the plan, in parallel (bounded), in list order. */
-export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, concurrency = 50): Promise<DatabaseView[]> {
-  const subs = plan.cfg.objects.map((o) => o.forwardSub);
-  const slotNames = plan.cfg.objects.map((o) => o.forwardSlot);
+/** Every database of the plan, in parallel (bounded), in list order; the forward direction unless told otherwise. */
+export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, concurrency = 50, d: Direction = 'forward'): Promise<DatabaseView[]> {
+  const eps = endpointsOf(plan, d);
+  const subs = plan.cfg.objects.map((o) => objectsOf(o, d).sub);
+  const slotNames = plan.cfg.objects.map((o) => objectsOf(o, d).slot);
   const everything = plan.cfg.objects.every((o) => opts.targetDetails(o));
   const [slots, summaries] = await Promise.all([
-    sharedRead(plan, plan.slotHost, (c, major) => readSlots(c, slotNames, major)),
+    sharedRead(plan, eps.slots, (c, major) => readSlots(c, slotNames, major)),
     // When every database is read anyway, the shared summary would add nothing.
-    everything ? Promise.resolve(undefined) : sharedRead(plan, plan.targetPrimary, (c, major) => readSubscriptionSummaries(c, subs, major)),
+    everything ? Promise.resolve(undefined) : sharedRead(plan, eps.subscriber, (c, major) => readSubscriptionSummaries(c, subs, major)),
   ]);
-  const results = await settleAll(plan.cfg.objects, concurrency, (o) => observeWith(plan, o, { slots, summaries }, opts));
+  const results = await settleAll(plan.cfg.objects, concurrency, (o) => observeWith(plan, o, { slots, summaries }, opts, d));
   return results.map((r, i) => {
     if (r.status === 'fulfilled') return r.value;
     const error = classify(r.reason, `database ${JSON.stringify(plan.cfg.objects[i]!.database)}`);
     return {
       objects: plan.cfg.objects[i]!,
+      direction: d,
       source: { ok: false, error },
       target: { ok: false, error },
       drift: undefined,
@@ -276,14 +304,15 @@ export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, co
 }
 
 /** One database alone, completely (the monitor's second look). */
-export async function observeOne(plan: Plan, objects: DatabaseObjects): Promise<DatabaseView> {
-  const slots = await attempt(describe(plan.slotHost, objects.database), async () => {
-    const c = await connect(plan.slotHost, objects.database, connectOptions(plan, 8_000));
+export async function observeOne(plan: Plan, objects: DatabaseObjects, d: Direction = 'forward'): Promise<DatabaseView> {
+  const ep = endpointsOf(plan, d).slots;
+  const slots = await attempt(describe(ep, objects.database), async () => {
+    const c = await connect(ep, objects.database, connectOptions(plan, 8_000));
     try {
-      return await readSlots(c, [objects.forwardSlot], await serverMajorOnce(c, key(plan.slotHost)));
+      return await readSlots(c, [objectsOf(objects, d).slot], await serverMajorOnce(c, key(ep)));
     } finally {
       await c.end().catch(() => undefined);
     }
   });
-  return observeWith(plan, objects, { slots, summaries: undefined }, COMPLETE);
+  return observeWith(plan, objects, { slots, summaries: undefined }, COMPLETE, d);
 }

@@ -116,7 +116,7 @@ export async function resolvePlan(ctx: Pick<ActionContext, 'cfg' | 'env' | 'log'
   }
   const sourceHome = resolvePghome(cfg.source_pghome, resources, cfg.source_cluster);
   const targetHome = resolvePghome(cfg.target_pghome, resources, cfg.target_cluster);
-  const base = { user: cfg.migration_dbuser, sslmode: cfg.sslmode as Endpoint['sslmode'] };
+  const base = { user: cfg.migration_dbuser, sslmode: cfg.sslmode as Endpoint['sslmode'], ...(cfg.sslrootcert ? { sslrootcert: cfg.sslrootcert } : {}) };
   const sourcePrimary: Endpoint = {
     ...base,
     side: 'source',
@@ -169,7 +169,7 @@ export function connectOptions(plan: Pick<Plan, 'deadline'>, preferredMs = 10_00
  * source_replication_vip, reverse ones (on the source) the target through
  * target_replication_vip. Never a password.
  */
-export function replicationConninfo(plan: Pick<Plan, 'cfg'>, o: DatabaseObjects, direction: 'forward' | 'reverse'): string {
+export function replicationConninfo(plan: Pick<Plan, 'cfg'>, o: DatabaseObjects, direction: 'forward' | 'reverse', subscriberMajor?: number): string {
   const { cfg } = plan;
   const forward = direction === 'forward';
   return subscriptionConninfo({
@@ -178,6 +178,8 @@ export function replicationConninfo(plan: Pick<Plan, 'cfg'>, o: DatabaseObjects,
     database: o.database,
     user: cfg.migration_dbuser,
     sslmode: cfg.sslmode as SslMode,
+    ...(cfg.sslrootcert ? { sslrootcert: cfg.sslrootcert } : {}),
     applicationName: forward ? o.forwardSub : o.reverseSub,
+    ...(subscriberMajor === undefined ? {} : { subscriberMajor }),
   });
 }

@@ -12,9 +12,12 @@ import { PgFailure, classify, type FailureKind } from '../pg/errors';
 import { tablesWithoutIdentity, userTables, existingTables, nonEmptyTables, largeObjectCount, findPgDump, schemaCopyCommand } from '../pg/schema';
 import { tableKey, type TableName } from '../pg/publication';
 import { lookupPassword } from '../pg/pgpass';
+import { readResourcesSection, findAttribute } from '../cluster/resources';
 import { settleAll } from './parallel';
 import type { DatabaseObjects } from './names';
 import type { Logger } from '../ocf/log';
+import { shellWord } from '../ocf/text';
+import { ident } from '../pg/sql';
 
 export interface Finding {
   readonly level: 'error' | 'warning';
@@ -93,7 +96,7 @@ function serverFindings(where: string, side: 'source' | 'target', s: ServerFacts
     out.push({ level: 'error', where, what: `wal_level is ${s.walLevel}, logical replication needs logical`, fix: 'set wal_level = logical and restart PostgreSQL' });
   }
   if (!s.superuser) {
-    out.push({ level: 'error', where, what: `${plan.cfg.migration_dbuser} is not a superuser (event triggers and subscriptions need it)`, fix: `ALTER ROLE ${plan.cfg.migration_dbuser} SUPERUSER` });
+    out.push({ level: 'error', where, what: `${plan.cfg.migration_dbuser} is not a superuser (event triggers and subscriptions need it)`, fix: `ALTER ROLE ${ident(plan.cfg.migration_dbuser)} SUPERUSER` });
   }
   const needs: Array<[string, number, string]> = [
     ['max_replication_slots', 4 * n, `4 × ${n} databases`],
@@ -114,6 +117,57 @@ function serverFindings(where: string, side: 'source' | 'target', s: ServerFacts
       where,
       what: 'max_slot_wal_keep_size is unlimited: a stalled subscription retains WAL until the disk is full',
       fix: 'set max_slot_wal_keep_size (e.g. 50GB) to bound it',
+    });
+  }
+  return out;
+}
+
+/**
+ * After the cutover the target publishes the way back (reverse replication):
+ * its slots retain WAL there as the forward ones did on the source.
+ */
+function reverseRetentionFindings(where: string, s: ServerFacts): Finding[] {
+  if (s.settings.max_slot_wal_keep_size !== '-1') return [];
+  return [
+    {
+      level: 'warning',
+      where,
+      what: 'max_slot_wal_keep_size is unlimited: after the cutover the target publishes the way back, and a stalled reverse subscription retains WAL until the disk is full',
+      fix: 'set max_slot_wal_keep_size (e.g. 50GB) on the target to bound it',
+    },
+  ];
+}
+
+/**
+ * A replication VIP must lead to its own cluster before and after the
+ * cutover; the VIP resources' addresses are swapped by it. A replication
+ * VIP equal to one of them points at the wrong cluster once the addresses
+ * have moved: the cutover fails after its point of no return.
+ */
+async function replicationVipFindings(plan: Plan): Promise<Finding[]> {
+  const { cfg } = plan;
+  let resources;
+  try {
+    resources = await readResourcesSection(plan.deadline.stepMs(10_000));
+  } catch {
+    // Without the CIB (no Pacemaker here) there is nothing to compare; the cutover reads the VIPs itself.
+    return [];
+  }
+  const addresses = [cfg.production_vip_resource, cfg.target_vip_resource].flatMap((rsc) => {
+    const ref = rsc ? findAttribute(resources, rsc, cfg.vip_parameter) : undefined;
+    return ref && ref !== 'no-resource' && ref.value ? [{ rsc, address: ref.value }] : [];
+  });
+  const same = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLowerCase();
+  const out: Finding[] = [];
+  for (const [param, side] of [['source_replication_vip', 'source'], ['target_replication_vip', 'target']] as const) {
+    const value = cfg[param];
+    const hit = addresses.find((a) => value && same(a.address, value));
+    if (!hit) continue;
+    out.push({
+      level: 'error',
+      where: `${param} ${value}`,
+      what: `is the address (${cfg.vip_parameter}) of VIP resource ${hit.rsc}, which the cutover moves to the other cluster`,
+      fix: `set ${param} to an address that always leads to the ${side} cluster`,
     });
   }
   return out;
@@ -174,6 +228,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
   const tWhere = describe(plan.targetPrimary);
 
   findings.push(...passfileFindings(plan.sourcePrimary, dbs), ...passfileFindings(plan.targetPrimary, dbs));
+  findings.push(...(await replicationVipFindings(plan)));
 
   // Server-wide facts, through the first database each side has.
   const [sc, tc] = await Promise.all([serverSession(plan.sourcePrimary, dbs, plan, findings), serverSession(plan.targetPrimary, dbs, plan, findings)]);
@@ -193,6 +248,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
     if (tc) {
       target = await serverFacts(tc);
       findings.push(...serverFindings(tWhere, 'target', target, dbs.length, plan));
+      findings.push(...reverseRetentionFindings(tWhere, target));
       const have = await existingDatabases(tc, dbs);
       for (const db of dbs.filter((d) => !have.has(d))) {
         missing.add(db);
@@ -200,7 +256,7 @@ export async function preflight(plan: Plan): Promise<PreflightResult> {
           level: 'error',
           where: tWhere,
           what: `database ${JSON.stringify(db)} does not exist`,
-          fix: `create it on the target first (createdb ${JSON.stringify(db)})`,
+          fix: `create it on the target first (createdb ${shellWord(db)})`,
           kind: 'missing-database',
           database: db,
         });
@@ -316,6 +372,7 @@ async function databaseChecks(plan: Plan, objects: DatabaseObjects, findings: Fi
           fix: `create them first: ${schemaCopyCommand(plan.sourcePrimary, plan.targetPrimary, db, missing)}`,
         });
       }
+      if (missing.length === 0) findings.push(...(await partitionFindings(plan, sc, tc, db)));
       const nonEmpty = await nonEmptyTables(tc, published.filter((t) => present.has(tableKey(t))));
       if (nonEmpty.length > 0) {
         findings.push({
@@ -333,6 +390,34 @@ async function databaseChecks(plan: Plan, objects: DatabaseObjects, findings: Fi
   } finally {
     await Promise.all([sc?.end().catch(() => undefined), tc?.end().catch(() => undefined)]);
   }
+}
+
+/**
+ * Partitions are published as tables of their own (see createPublication):
+ * each must exist on the target under its name, so a target whose
+ * partitioned tables exist but are partitioned differently is refused here,
+ * before a subscription fails on it. (Tables the target lacks altogether are
+ * the schema copy's.)
+ */
+async function partitionFindings(plan: Plan, sc: pg.Client, tc: pg.Client, db: string): Promise<Finding[]> {
+  const { rows } = await sc.query<{ nspname: string; relname: string }>(
+    `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relispartition AND c.relpersistence = 'p'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      ORDER BY 1, 2`,
+  );
+  const partitions = rows.map((r) => ({ schema: r.nspname, table: r.relname }));
+  const present = await existingTables(tc, partitions);
+  const missing = partitions.filter((t) => !present.has(tableKey(t)));
+  if (missing.length === 0) return [];
+  return [
+    {
+      level: 'error',
+      where: describe(plan.targetPrimary, db),
+      what: `${missing.length} partition(s) of the source missing: ${list(missing)}; partitions are replicated as tables of their own, so the target must be partitioned like the source`,
+      fix: `create them first: ${schemaCopyCommand(plan.sourcePrimary, plan.targetPrimary, db, missing)}`,
+    },
+  ];
 }
 
 /** Logs every finding, with the seed's own lines for the failures its guide describes. */

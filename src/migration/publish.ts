@@ -2,8 +2,9 @@
  * What monitor publishes for people and their tools: transient node
  * attributes for `crm_mon -A` and, with metrics_file, a Prometheus textfile.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { readOwnFile, writeFileAtomic, UnsafePathError } from '../ocf/safe-file';
 import type { Plan } from './plan';
 import type { DatabaseHealth } from './health';
 import { setNodeAttribute, deleteNodeAttribute } from '../cluster/node-attributes';
@@ -70,15 +71,15 @@ export async function publishAttributes(plan: Plan, h: Headline): Promise<void> 
   const memo = join(plan.rscTmp, `pgtwin-migrate-${plan.instance}.attributes`);
   let last: Record<string, string> = {};
   try {
-    last = JSON.parse(readFileSync(memo, 'utf8')) as Record<string, string>;
+    last = JSON.parse(readOwnFile(memo) ?? '{}') as Record<string, string>;
   } catch {
-    // first monitor on this node since boot
+    // unreadable: publish everything again
   }
   const changed = Object.entries(values).filter(([k, v]) => last[k] !== v);
   if (changed.length === 0) return;
   await Promise.all(changed.map(([k, v]) => setNodeAttribute(k, v, t)));
   try {
-    writeFileSync(memo, JSON.stringify(values), { mode: 0o600 });
+    writeFileAtomic(memo, JSON.stringify(values), 0o600, 'HA_RSCTMP');
   } catch {
     // the next monitor publishes again
   }
@@ -111,7 +112,7 @@ function family(name: string, help: string, samples: readonly Sample[]): string 
 }
 
 const STATES = ['streaming', 'copying', 'paused', 'broken'] as const;
-const PHASES = ['forward', 'cutover', 'complete'] as const;
+const PHASES = ['forward', 'cutover', 'reverse', 'failback', 'finished'] as const;
 
 export function renderMetrics(resource: string, phase: string, cib: ReadonlyMap<string, string>, healths: readonly DatabaseHealth[]): string {
   const r = { resource };
@@ -144,10 +145,19 @@ export function renderMetrics(resource: string, phase: string, cib: ReadonlyMap<
   return `${parts.join('\n')}\n`;
 }
 
-/** Atomic for node_exporter: write beside, rename over. */
+/**
+ * Atomic for node_exporter: write beside, rename over (../ocf/safe-file).
+ * A metrics_file that is a symbolic link, or in a directory others may
+ * write, is refused.
+ */
 export function writeMetricsFile(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o644 });
-  renameSync(tmp, file);
+  let link = false;
+  try {
+    link = lstatSync(file).isSymbolicLink();
+  } catch {
+    // not there yet
+  }
+  if (link) throw new UnsafePathError(`metrics_file ${file} is a symbolic link; the agent does not write through links: set metrics_file to the real path`);
+  writeFileAtomic(file, text, 0o644, 'the directory of metrics_file');
 }
 

@@ -3,7 +3,14 @@ import type { Plan } from './plan';
 import type { DatabaseHealth, ErrorCounts } from './health';
 import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
-import { updateStateFile, readStateFile } from './state-files';
+import { updateStateFile, readStateFile, type StateFields } from './state-files';
+import type { Direction } from './direction';
+
+/** A state file's memory of the monitor, only when it was written for the same direction (a switch changes it). */
+function stateOf(dir: string, token: string, d: Direction): Record<string, string> | undefined {
+  const state = readStateFile(dir, token);
+  return state && (state.direction ?? 'forward') === d ? state : undefined;
+}
 
 /** How long the monitor may go without reading a database's per-database details. */
 export const DETAILS_INTERVAL_MS = 60_000;
@@ -21,8 +28,9 @@ const age = (iso: string | undefined) => {
  * (so a hundred databases never all connect at once); at once whenever the
  * shared views or the target's tables call for it (see observe.ts).
  */
-export function leanObservation(plan: Plan): ObserveOptions {
+export function leanObservation(plan: Plan, d: Direction = 'forward'): ObserveOptions {
   const objects = plan.cfg.objects;
+  const readStateFile = (dir: string, token: string) => stateOf(dir, token, d);
   const quota = Math.ceil(objects.length / SPREAD);
   const dueBy = (field: string) =>
     new Set(
@@ -61,10 +69,27 @@ export function leanObservation(plan: Plan): ObserveOptions {
   };
 }
 
+/**
+ * State-file fields that make the next monitor forget what earlier looks
+ * found about a database's details (start has just created or changed what
+ * they describe: a remembered "publication missing" would make the first
+ * monitor after a successful start report the database broken). The next
+ * monitor reads them again when their turn comes, and trusts nothing old meanwhile.
+ */
+export const FORGET_DETAILS: StateFields = {
+  source_checked_at: undefined,
+  target_checked_at: undefined,
+  unsubscribed_checked: undefined,
+  publication: undefined,
+  missing_on_target: undefined,
+  no_identity: undefined,
+};
+
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {
     try {
       updateStateFile(plan.stateDir, h.token, {
+        direction: h.direction ?? 'forward',
         ...(h.targetChecked
           ? { target_checked_at: new Date().toISOString(), unsubscribed_tables: h.unsubscribedTables, ddl_latest: h.ddlLatest ?? '' }
           : {}),
@@ -74,6 +99,7 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
               unsubscribed_checked: h.unsubscribedTables,
               publication: h.publication,
               missing_on_target: JSON.stringify(h.missingOnTarget.map((t) => [t.schema, t.table])),
+              no_identity: JSON.stringify(h.noIdentity.map((t) => [t.schema, t.table])),
             }
           : {}),
         database: h.database,
@@ -97,8 +123,8 @@ export function writeHealthStateFiles(plan: Plan, phase: string, healths: readon
 }
 
 /** The error counters the last monitor recorded in a database's state file, if it did. */
-export function previousErrors(plan: Plan, token: string): ErrorCounts | undefined {
-  const state = readStateFile(plan.stateDir, token);
+export function previousErrors(plan: Plan, token: string, d: Direction = 'forward'): ErrorCounts | undefined {
+  const state = stateOf(plan.stateDir, token, d);
   if (!state || state.apply_errors === undefined || state.sync_errors === undefined) return undefined;
   const apply = Number(state.apply_errors);
   const sync = Number(state.sync_errors);
@@ -106,18 +132,22 @@ export function previousErrors(plan: Plan, token: string): ErrorCounts | undefin
 }
 
 /** What the last look at a database's source details found (see leanObservation). */
-export function rememberedSource(plan: Plan, token: string): { publication?: boolean; missingOnTarget?: TableName[] } {
-  const state = readStateFile(plan.stateDir, token);
+export function rememberedSource(plan: Plan, token: string, d: Direction = 'forward'): { publication?: boolean; missingOnTarget?: TableName[]; noIdentity?: TableName[] } {
+  const state = stateOf(plan.stateDir, token, d);
   if (!state) return {};
-  let missing: TableName[] | undefined;
-  try {
-    const pairs = JSON.parse(state.missing_on_target ?? '[]') as Array<[string, string]>;
-    missing = pairs.map(([schema, table]) => ({ schema, table }));
-  } catch {
-    missing = undefined;
-  }
   return {
     publication: state.publication === 'false' ? false : state.publication === 'true' ? true : undefined,
-    missingOnTarget: missing,
+    missingOnTarget: tableList(state.missing_on_target),
+    noIdentity: tableList(state.no_identity),
   };
+}
+
+/** A table list a state file keeps as JSON [schema, table] pairs; undefined when unreadable. */
+function tableList(json: string | undefined): TableName[] | undefined {
+  try {
+    const pairs = JSON.parse(json ?? '[]') as Array<[string, string]>;
+    return pairs.map(([schema, table]) => ({ schema, table }));
+  } catch {
+    return undefined;
+  }
 }

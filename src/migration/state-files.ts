@@ -1,17 +1,18 @@
 /**
  * Files on this node (DESIGN §4): the per-database state files of the seed,
- * `.migration_state_<token>`, and the baseline database list, written
- * atomically (temporary file + rename) with mode 0640; and the marker under
- * HA_RSCTMP that says "this node runs the migration resource".
+ * `.migration_state_<token>`, and the baseline database list, in the state
+ * directory (the PostgreSQL OS user's home, which that user controls: every
+ * write goes through ../ocf/safe-file, never through a link), mode 0640; and
+ * the marker under HA_RSCTMP that says "this node runs the migration resource".
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { redact } from '../ocf/redact';
+import { readOwnFile, writeFileAtomic } from '../ocf/safe-file';
+import { log } from '../ocf/log';
 
-export function atomicWrite(file: string, content: string, mode = 0o640): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, redact(content), { mode });
-  renameSync(tmp, file);
+export function atomicWrite(file: string, content: string, mode = 0o640, what = 'state directory'): void {
+  writeFileAtomic(file, redact(content), mode, what);
 }
 
 export type StateFields = Record<string, string | number | boolean | null | undefined>;
@@ -29,14 +30,36 @@ export function formatState(fields: StateFields): string {
   );
 }
 
+/** Thrown by parseState: which line of the text is not key=value as formatState writes it. */
+export class MalformedState extends Error {
+  constructor(
+    readonly line: number,
+    why: string,
+  ) {
+    super(`line ${line}: ${why}`);
+  }
+}
+
 export function parseState(text: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
+  text.split('\n').forEach((line, i) => {
+    if (line === '') return;
     const m = /^([A-Za-z0-9_]+)=(.*)$/.exec(line);
-    if (!m) continue;
+    if (!m) throw new MalformedState(i + 1, 'not key=value');
     const raw = m[2]!;
-    out[m[1]!] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-  }
+    if (!raw.startsWith('"')) {
+      out[m[1]!] = raw;
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new MalformedState(i + 1, `${m[1]} holds a broken quoted value`);
+    }
+    if (typeof value !== 'string') throw new MalformedState(i + 1, `${m[1]} holds a broken quoted value`);
+    out[m[1]!] = value;
+  });
   return out;
 }
 
@@ -52,9 +75,23 @@ export function writeStateFile(dir: string, token: string, fields: StateFields):
   cache.set(file, parseState(text));
 }
 
+/**
+ * A state file's fields; a file that is not what formatState writes (or is
+ * not a regular file) is named in a warning and treated as absent, so the
+ * next write replaces it.
+ */
 export function readStateFile(dir: string, token: string): Record<string, string> | undefined {
   const file = join(dir, stateFileName(token));
-  if (!cache.has(file)) cache.set(file, existsSync(file) ? parseState(readFileSync(file, 'utf8')) : undefined);
+  if (!cache.has(file)) {
+    let fields: Record<string, string> | undefined;
+    try {
+      const text = readOwnFile(file);
+      fields = text === undefined ? undefined : parseState(text);
+    } catch (err) {
+      log().warn(`state file ${file} is unusable (${(err as Error).message}); ignoring it, the next monitor writes it anew`);
+    }
+    cache.set(file, fields);
+  }
   return cache.get(file);
 }
 
@@ -93,15 +130,16 @@ export const markerPath = (rscTmp: string, instance: string) => join(rscTmp, `pg
 
 export function readMarker(rscTmp: string, instance: string): Marker | undefined {
   try {
-    return JSON.parse(readFileSync(markerPath(rscTmp, instance), 'utf8')) as Marker;
+    const text = readOwnFile(markerPath(rscTmp, instance));
+    return text === undefined ? undefined : (JSON.parse(text) as Marker);
   } catch {
     return undefined;
   }
 }
 
 export function writeMarker(rscTmp: string, instance: string, marker: Marker): void {
-  mkdirSync(rscTmp, { recursive: true });
-  atomicWrite(markerPath(rscTmp, instance), JSON.stringify(marker), 0o600);
+  mkdirSync(rscTmp, { recursive: true, mode: 0o755 });
+  atomicWrite(markerPath(rscTmp, instance), JSON.stringify(marker), 0o600, 'HA_RSCTMP');
 }
 
 export function removeMarker(rscTmp: string, instance: string): void {

@@ -92,11 +92,22 @@ function parseCount(name: string, raw: string, min: number): number {
   throw new OcfError(OCF.ERR_CONFIGURED, `${name}=${show(raw)} is not ${what}; set e.g. ${name}=${min === 0 ? 0 : 300}`);
 }
 
+/** Newlines and other control characters: no host, path, user or address has them, and log lines must not. */
+function refuseControls(spec: ParamSpec, raw: string): string {
+  const v = raw.trim();
+  const hit = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.exec(v);
+  if (hit) {
+    const what = hit[0] === '\n' || hit[0] === '\r' ? 'a line break' : `the control character U+${hit[0].charCodeAt(0).toString(16).padStart(4, '0')}`;
+    throw new OcfError(OCF.ERR_CONFIGURED, `${spec.name} contains ${what} at position ${hit.index + 1}; remove it`);
+  }
+  return v;
+}
+
 function parseValue(spec: ParamSpec, raw: string): unknown {
   switch (spec.kind) {
     case 'text':
     case 'ignored':
-      return raw.trim();
+      return refuseControls(spec, raw);
     case 'resource': {
       const v = raw.trim();
       if (!/^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/.test(v)) {
@@ -105,7 +116,7 @@ function parseValue(spec: ParamSpec, raw: string): unknown {
       return v;
     }
     case 'path-or-empty': {
-      const v = raw.trim();
+      const v = refuseControls(spec, raw);
       if (v !== '' && !v.startsWith('/')) {
         throw new OcfError(OCF.ERR_CONFIGURED, `${spec.name}=${show(raw)} is not an absolute path; give a path starting with /`);
       }

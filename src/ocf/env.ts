@@ -24,13 +24,17 @@ function intOr(value: string | undefined, fallback: number): number {
   return Number(value.trim());
 }
 
+/** The longest delay a Node.js timer holds; a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function readOcfEnv(env: NodeJS.ProcessEnv = process.env): OcfEnv {
   const timeout = env.OCF_RESKEY_CRM_meta_timeout;
   const facility = env.HA_LOGFACILITY?.trim();
   return {
     instance: env.OCF_RESOURCE_INSTANCE?.trim() || 'pgtwin-migrate',
     intervalMs: intOr(env.OCF_RESKEY_CRM_meta_interval, 0),
-    timeoutMs: timeout !== undefined && /^\d+$/.test(timeout.trim()) ? Number(timeout.trim()) : undefined,
+    // About 24.8 days is more than any operation gets; beyond it timers would overflow.
+    timeoutMs: timeout !== undefined && /^\d+$/.test(timeout.trim()) ? Math.min(Number(timeout.trim()), MAX_TIMER_MS) : undefined,
     checkLevel: intOr(env.OCF_CHECK_LEVEL, 0),
     rscTmp: env.HA_RSCTMP?.trim() || '/run/resource-agents',
     debug: ['1', 'yes', 'true', 'on'].includes((env.HA_debug ?? '').trim().toLowerCase()),

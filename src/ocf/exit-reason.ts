@@ -4,12 +4,13 @@
  * line and cut at a character boundary, most useful words first.
  */
 import { redact } from './redact';
+import { escapeControls } from './text';
 
 export const EXIT_REASON_PREFIX = 'ocf-exit-reason:';
 export const EXIT_REASON_MAX_BYTES = 128;
 
 export function formatExitReason(reason: string): string {
-  const oneLine = redact(reason).replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  const oneLine = escapeControls(redact(reason).replace(/\s*[\r\n]+\s*/g, ' ').trim());
   const bytes = Buffer.from(oneLine, 'utf8');
   if (bytes.length <= EXIT_REASON_MAX_BYTES) return oneLine;
   // Cut to 125 bytes plus "..." without splitting a multi-byte character.

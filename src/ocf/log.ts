@@ -8,6 +8,7 @@ import { appendFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { OcfEnv } from './env';
 import { redact } from './redact';
+import { escapeControls } from './text';
 
 export type Level = 'crit' | 'err' | 'warn' | 'info' | 'debug';
 
@@ -58,7 +59,8 @@ export class Logger {
   debug(msg: string): void { if (this.debugEnabled) this.write('debug', msg); }
 
   private write(level: Level, msg: string): void {
-    const text = redact(`${LABEL[level]}: ${msg}`);
+    // One line per message: a name or value with a newline cannot forge another.
+    const text = escapeControls(redact(`${LABEL[level]}: ${msg}`));
     for (const sink of this.sinks) sink(level, text);
     const stamped = `${this.tag}:\t${haDate()} ${text}\n`;
     if (level === 'debug' && this.env.debugLogFile) this.append(this.env.debugLogFile, stamped);

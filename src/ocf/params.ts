@@ -274,7 +274,26 @@ source_replication_vip, because its subscriptions log in to the source themselve
     group: 'access',
     shortdesc: 'libpq sslmode of all migration connections',
     longdesc: `libpq sslmode for the subscriptions' connections and the agent's own connections:
-disable, allow, prefer (default), require, verify-ca or verify-full.`,
+disable, allow, prefer (default), require, verify-ca or verify-full. Whatever the mode, the agent
+never sends the password in clear text (pg_hba method password) over a connection whose server
+certificate it has not verified, and subscriptions on PostgreSQL 16 or later refuse to either
+(require_auth): use scram-sha-256, or verify-ca/verify-full with sslrootcert. Only verify-full
+(or verify-ca) stops an impostor at a cluster's address from being talked to at all; see the
+README, Security model.`,
+  },
+  {
+    name: 'sslrootcert',
+    kind: 'path-or-empty',
+    type: 'string',
+    default: '',
+    group: 'access',
+    shortdesc: 'CA certificate file that verifies the servers',
+    longdesc: `File (PEM) of the certificate authority the PostgreSQL servers' certificates must chain to, at
+the same path on every node of both clusters and readable by root and by the PostgreSQL OS user:
+the agent reads it, pg_dump gets it (PGSSLROOTCERT), and the subscriptions' connection strings name
+it for their servers' own libpq. Used with sslmode=verify-ca or verify-full, and with require,
+which then verifies the certificate chain as libpq does. Empty: libpq's default,
+~/.postgresql/root.crt of each side's PostgreSQL OS user.`,
   },
   {
     name: 'source_pg_bindir',
@@ -444,13 +463,29 @@ node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/pgtwi
     default: 'false',
     reloadable: true,
     group: 'cutover',
-    shortdesc: 'Set to true to run the cutover',
+    shortdesc: 'Set to true to run the cutover (false, then true again: the failback)',
     longdesc: `Set to true (crm resource param migration-forward set cutover_ready true, or the
 pgtwin-migrate cutover command) to run the one atomic cutover of all databases: fence writes on
 the source, prove every database in sync, carry sequences over, swap the VIP addresses in one
-CIB update, start reverse replication, mark the migration complete and stop the resource.
-Applied by reload, without a restart. A cutover that failed is not retried until this is set to
-false and then to true again.`,
+CIB update, let the target take writes once the production address provably leads there, and
+open reverse replication; the resource then stays up in phase reverse and watches the way back.
+In phase reverse, setting it to false and then to true again runs the failback (the same atomic
+operation back to the source; pgtwin-migrate failback). Applied by reload, without a restart.
+A switch that failed is not retried, and a completed one not followed by another, until this
+has been false once.`,
+  },
+  {
+    name: 'finish',
+    kind: 'boolean',
+    type: 'boolean',
+    default: 'false',
+    reloadable: true,
+    group: 'cutover',
+    shortdesc: 'Set to true in phase reverse to end the way back (pgtwin-migrate finish)',
+    longdesc: `In phase reverse (after a completed cutover), true ends the migration deliberately, as
+pgtwin-migrate finish --yes does: reverse replication, the write fences and every object of the
+migration are removed from both clusters, the migration is recorded finished and the resource
+stops. Failback is impossible afterwards. Ignored in any other phase. Applied by reload.`,
   },
   {
     name: 'cutover_debug',

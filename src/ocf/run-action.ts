@@ -62,6 +62,21 @@ export function reportFailure(err: unknown, log: Logger, action: string): number
   return OCF.ERR_GENERIC;
 }
 
+/**
+ * The configuration, or undefined for a stop of a resource not running here
+ * whose parameters cannot be read: there is nothing to stop. (With readable
+ * parameters such a stop still runs, for teardown_on_stop.)
+ */
+function configOrNothingToStop(action: string, running: boolean, log: Logger, load: () => Config): Config | undefined {
+  try {
+    return load();
+  } catch (err) {
+    if (running || action !== 'stop' || !(err instanceof OcfError)) throw err;
+    log.info(`stop: not running here; nothing to stop (parameters not checked for it: ${err.message})`);
+    return undefined;
+  }
+}
+
 export async function runAction(action: string, procEnv: NodeJS.ProcessEnv = process.env): Promise<number> {
   const env = readOcfEnv(procEnv);
   const log = new Logger(env);
@@ -72,18 +87,28 @@ export async function runAction(action: string, procEnv: NodeJS.ProcessEnv = pro
   armDeadline(action, deadline);
   let code: number;
   try {
+    // Not running here: what Pacemaker asks of a stopped resource is answered
+    // whatever its parameters say (a failed probe blocks the resource, a
+    // failed stop gets the node fenced), and without loading the PostgreSQL client.
+    const running = existsSync(markerPath(env.rscTmp, baseInstance(env)));
     setStep('reading parameters');
-    const cfg = loadConfig(procEnv);
-    if (action === 'monitor' && !existsSync(markerPath(env.rscTmp, baseInstance(env)))) {
-      // Not running here (the common probe): answered without loading the PostgreSQL client.
+    if (!running && action === 'monitor') {
       code = OCF.NOT_RUNNING;
+    } else if (!running && action === 'reload-agent') {
+      log.info('reload-agent: not running here; nothing to reload (the next start checks and applies the parameters)');
+      code = OCF.SUCCESS;
     } else {
-      const handler = await handlerFor(action);
-      if (!handler) {
-        writeExitReason(`action ${action} is not implemented`);
-        code = OCF.ERR_UNIMPLEMENTED;
+      const cfg = configOrNothingToStop(action, running, log, () => loadConfig(procEnv));
+      if (cfg === undefined) {
+        code = OCF.SUCCESS;
       } else {
-        code = await handler({ action, cfg, env, deadline, log, probe: isProbe(action, env) });
+        const handler = await handlerFor(action);
+        if (!handler) {
+          writeExitReason(`action ${action} is not implemented`);
+          code = OCF.ERR_UNIMPLEMENTED;
+        } else {
+          code = await handler({ action, cfg, env, deadline, log, probe: isProbe(action, env) });
+        }
       }
     }
   } catch (err) {

@@ -10,6 +10,7 @@
 import { writeExitReason } from './exit-reason';
 import { log } from './log';
 import type { Deadline } from './deadline';
+import { MAX_TIMER_MS } from './env';
 
 let step = 'starting';
 let decided = false;
@@ -25,7 +26,8 @@ export function currentStep(): string {
 }
 
 export function armDeadline(action: string, deadline: Deadline, reserveMs = 300): void {
-  const ms = Math.max(0, deadline.remainingMs() - reserveMs);
+  // A timer longer than 2^31 - 1 ms would fire at once.
+  const ms = Math.min(MAX_TIMER_MS, Math.max(0, deadline.remainingMs() - reserveMs));
   const timer = setTimeout(() => {
     const reason = `${action} did not finish within ${Math.round(deadline.totalMs / 1000)} s (hung at: ${step})`;
     log().err(reason);

@@ -37,7 +37,7 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-export type FailureKind = 'unreachable' | 'timeout' | 'auth' | 'no-database' | 'no-password' | 'sql';
+export type FailureKind = 'unreachable' | 'timeout' | 'auth' | 'insecure-auth' | 'no-database' | 'no-password' | 'sql';
 
 /** A failure reaching or querying one database, already phrased for a person. */
 export class PgFailure extends Error {
@@ -69,6 +69,13 @@ export function classify(err: unknown, where: string): PgFailure {
   const state = sqlState(err);
   if (state === SQLSTATE.INVALID_PASSWORD || state === SQLSTATE.INVALID_AUTHORIZATION) {
     return new PgFailure('auth', `${where}: ${raw}; check the user and its .pgpass entry`, state);
+  }
+  if (state === SQLSTATE.INSUFFICIENT_PRIVILEGE && /session_replication_role/.test(raw)) {
+    return new PgFailure(
+      'auth',
+      `${where}: the migration role may not set session_replication_role, which keeps the agent's own statements out of DDL replication; make it a superuser`,
+      state,
+    );
   }
   if (state === SQLSTATE.INVALID_CATALOG_NAME) {
     return new PgFailure('no-database', `${where}: does not exist; create it there (createdb)`, state);

@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import helper from 'pgpass/lib/helper';
 import { registerSecret } from '../ocf/redact';
+import { shellWord } from '../ocf/text';
 
 export interface PassLookup {
   readonly host: string;
@@ -34,7 +35,7 @@ function load(file: string): Loaded {
   // Silence the library's own console warnings: the agent reports the problem itself.
   helper.warnTo(null);
   if (!helper.usePgPass(stats, file)) {
-    return { ok: false, problem: 'insecure-file', message: `password file ${file} is not a plain file of mode 0600; chmod 600 ${file}` };
+    return { ok: false, problem: 'insecure-file', message: `password file ${file} is not a plain file of mode 0600; chmod 600 ${shellWord(file)}` };
   }
   return { ok: true, lines: readFileSync(file, 'utf8').split(/\r?\n/) };
 }

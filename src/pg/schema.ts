@@ -6,9 +6,10 @@ import type pg from 'pg';
 import { AGENT_SCHEMA, qualified } from './sql';
 import type { TableName } from './publication';
 import { run, firstLine } from '../ocf/exec';
-import { conninfoValue, type Endpoint } from './connection';
+import { caFile, conninfoValue, type Endpoint } from './connection';
 import { PgFailure } from './errors';
 import { which } from '../ocf/tools';
+import { shellWord } from '../ocf/text';
 
 /** Ordinary tables outside the system and agent schemas, partitions counted as their root. */
 const USER_TABLES = `
@@ -96,36 +97,67 @@ export function schemaCopyCommand(source: Endpoint, target: Endpoint, database: 
   // pg_dump -t leaves out CREATE SCHEMA: create the schemas first, and stop at the first error.
   const schemas = [...new Set(tables.map((t) => t.schema))].filter((s) => s !== 'public');
   const create = schemas.map((s) => `echo ${sh(`CREATE SCHEMA IF NOT EXISTS "${s.replace(/"/g, '""')}";`)}; `).join('');
-  const dump = `pg_dump -s -h ${source.host} -p ${source.port} -U ${source.user} ${ts} -d ${db}`;
-  return `{ ${create}${dump}; } | psql -v ON_ERROR_STOP=1 -h ${target.host} -p ${target.port} -U ${target.user} -d ${db}`;
+  const dump = `pg_dump -s -h ${shellWord(source.host)} -p ${source.port} -U ${shellWord(source.user)} ${ts} -d ${db}`;
+  return `{ ${create}${dump}; } | psql -v ON_ERROR_STOP=1 -h ${shellWord(target.host)} -p ${target.port} -U ${shellWord(target.user)} -d ${db}`;
 }
 
 /**
  * The source database's schema as SQL, without the agent's own schema,
  * publications, subscriptions and psql meta-commands. The password comes
- * from the source password file through PGPASSFILE, never an argument.
+ * from the source password file through PGPASSFILE, never an argument; the
+ * CA file through PGSSLROOTCERT; and pg_dump 16 or later refuses to send
+ * the password in clear text unless the server's certificate is verified.
  */
 export async function dumpSchema(dump: PgDump, source: Endpoint, database: string, timeoutMs: number): Promise<string> {
+  const verified = source.sslmode === 'verify-ca' || source.sslmode === 'verify-full';
   const conninfo = [
     `host=${conninfoValue(source.host)}`,
     `port=${source.port}`,
     `dbname=${conninfoValue(database)}`,
     `user=${conninfoValue(source.user)}`,
     `sslmode=${source.sslmode}`,
+    ...(!verified && dump.major >= 16 ? ['require_auth=!password'] : []),
     'application_name=pgtwin-migrate-schema-copy',
   ].join(' ');
+  const ca = caFile(source);
   const r = await run(
     dump.path,
     ['--schema-only', '--no-publications', '--no-subscriptions', `--exclude-schema=${AGENT_SCHEMA}`, `--dbname=${conninfo}`],
-    { timeoutMs, env: { ...process.env, PGPASSFILE: source.passfile, PGCONNECT_TIMEOUT: '10' } },
+    { timeoutMs, env: { ...process.env, PGPASSFILE: source.passfile, PGCONNECT_TIMEOUT: '10', ...(ca ? { PGSSLROOTCERT: ca } : {}) } },
   );
   if (r.code !== 0) {
     throw new PgFailure('sql', `pg_dump of ${JSON.stringify(database)} failed (exit ${r.code}): ${firstLine(r)}`);
   }
-  return r.stdout
-    .split('\n')
-    .filter((line) => !/^\\(restrict|unrestrict|connect)\b/.test(line))
-    .join('\n');
+  return withoutAgentObjects(
+    r.stdout
+      .split('\n')
+      .filter((line) => !/^\\(restrict|unrestrict|connect)\b/.test(line))
+      .join('\n'),
+  );
+}
+
+/** The agent's own event triggers (fence, DDL capture) and table fence triggers, as pg_dump names them. */
+const AGENT_EVENT_TRIGGER = /^(CREATE|ALTER|COMMENT ON) EVENT TRIGGER "?(pgtwin_migrate_|replicate_ddl_to_)/;
+const AGENT_TABLE_TRIGGER = /^(CREATE TRIGGER pgtwin_migrate_fence |ALTER TABLE .* (ENABLE|DISABLE)( ALWAYS| REPLICA)? TRIGGER pgtwin_migrate_fence;$)/;
+
+/**
+ * A schema dump without the agent's own objects: the target gets its own
+ * fence and capture triggers (its functions would not exist yet when the
+ * dump is applied). pg_dump writes each of these statements on lines of its
+ * own, an event trigger over several lines up to the one ending in `;`.
+ */
+export function withoutAgentObjects(script: string): string {
+  const out: string[] = [];
+  let skipping = false;
+  for (const line of script.split('\n')) {
+    if (skipping || AGENT_EVENT_TRIGGER.test(line)) {
+      skipping = !line.trimEnd().endsWith(';');
+      continue;
+    }
+    if (AGENT_TABLE_TRIGGER.test(line)) continue;
+    out.push(line);
+  }
+  return out.join('\n');
 }
 
 /** Applies a schema script in one transaction: all of it, or nothing. */

@@ -20,7 +20,7 @@ export interface SubscriptionInfo {
   readonly copyBytes: number;
   readonly applyErrorCount: number;
   readonly syncErrorCount: number;
-  /** Ordinary tables of this database (outside system and agent schemas) the subscription does not have. */
+  /** Tables of this database with rows of their own (outside system and agent schemas; partitions too) the subscription does not cover. */
   readonly unsubscribedTables: number;
 }
 
@@ -28,6 +28,7 @@ export interface SubscriptionInfo {
 export async function readSubscription(c: pg.Client, name: string, serverMajor: number): Promise<SubscriptionInfo | undefined> {
   // Parallel apply workers (16+) have a leader; the apply worker is its own leader.
   const leaderOnly = serverMajor >= 16 ? 'AND coalesce(w.leader_pid, w.pid) = w.pid' : '';
+  const viaAncestor = serverMajor >= 12 ? 'c.relispartition AND r.srrelid IN (SELECT relid FROM pg_partition_ancestors(c.oid))' : 'false';
   const { rows } = await c.query<{
     oid: number;
     subname: string;
@@ -54,10 +55,13 @@ export async function readSubscription(c: pg.Client, name: string, serverMajor: 
               WHERE p.datid = s.subdbid AND p.command = 'COPY FROM') AS copy_bytes,
             st.apply_error_count::text, st.sync_error_count::text,
             (SELECT count(*)::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
+              WHERE c.relkind = 'r' AND c.relpersistence = 'p'
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', '${AGENT_SCHEMA}')
                 AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-                AND NOT EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = c.oid AND r.srsubid = s.oid)) AS unsubscribed
+                -- A partition is covered when it is subscribed itself, or its root is (a publication through the root).
+                AND NOT EXISTS (SELECT 1 FROM pg_subscription_rel r
+                                 WHERE r.srsubid = s.oid
+                                   AND (r.srrelid = c.oid OR (${viaAncestor})))) AS unsubscribed
        FROM pg_subscription s
        LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL ${leaderOnly}
        LEFT JOIN pg_stat_subscription_stats st ON st.subid = s.oid
@@ -152,8 +156,16 @@ export interface CreateSubscription {
   readonly enabled: boolean;
   readonly copyData: boolean;
   readonly createSlot: boolean;
-  /** The subscriber's major version: origin = none needs 16. */
+  /** The subscriber's major version: the origin option needs 16. */
   readonly subscriberMajor: number;
+  /**
+   * Which changes the subscription takes: `any` (also rows that reached the
+   * publisher by its own logical replication: the forward direction must
+   * carry them) or `none` (only rows written on the publisher itself: the
+   * reverse direction, so forward-replicated rows are never sent back).
+   * Default `none`. Subscribers before 16 take every change whatever is asked.
+   */
+  readonly origin?: 'any' | 'none';
 }
 
 /** CREATE SUBSCRIPTION; the slot is created on the publisher by the subscriber's server. */
@@ -165,8 +177,7 @@ export async function createSubscription(c: pg.Client, s: CreateSubscription): P
     `enabled = ${s.enabled}`,
     'disable_on_error = false',
   ];
-  // Never send back what arrived by replication (also guards the reverse direction).
-  if (s.subscriberMajor >= 16) options.push('origin = none');
+  if (s.subscriberMajor >= 16) options.push(`origin = ${s.origin === 'any' ? 'any' : 'none'}`);
   try {
     await c.query(
       `CREATE SUBSCRIPTION ${ident(s.name)} CONNECTION ${literal(s.conninfo)} PUBLICATION ${ident(s.publication)} WITH (${options.join(', ')})`,
@@ -175,6 +186,22 @@ export async function createSubscription(c: pg.Client, s: CreateSubscription): P
     if (ALREADY_EXISTS.has(sqlState(err) ?? '')) return;
     throw err;
   }
+}
+
+/** The subscription's origin option (16+; undefined before, where every change is taken). */
+export async function subscriptionOrigin(c: pg.Client, name: string, subscriberMajor: number): Promise<string | undefined> {
+  if (subscriberMajor < 16) return undefined;
+  const { rows } = await c.query<{ suborigin: string }>(
+    `SELECT suborigin FROM pg_subscription
+      WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [name],
+  );
+  return rows[0]?.suborigin;
+}
+
+/** Changes the origin option; the apply worker restarts and resumes from its slot. */
+export async function setSubscriptionOrigin(c: pg.Client, name: string, origin: 'any' | 'none'): Promise<void> {
+  await c.query(`ALTER SUBSCRIPTION ${ident(name)} SET (origin = ${origin === 'any' ? 'any' : 'none'})`);
 }
 
 export async function setSubscriptionEnabled(c: pg.Client, name: string, enabled: boolean): Promise<void> {

@@ -9,82 +9,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { Migration, waitFor, waitTablesSynchronised, leftovers } from '../support/migration';
+import { Migration, waitFor, leftovers } from '../support/migration';
 import { execFileSync } from 'node:child_process';
-import { sql, rig, type RigServer } from '../support/rig';
-import { cibQuery, vipAddresses, migrationRecord } from '../support/pacemaker';
+import { sql, rig } from '../support/rig';
+import { cibQuery, vipAddresses } from '../support/pacemaker';
 import { startTempCluster, type TempCluster } from '../support/temp-cluster';
+import { newMigration, count, record, killWorkerAfter, recoverByMonitor, takesWrites, SCHEMA } from '../support/switch';
 import { objectNames, DEFAULT_PREFIXES } from '../../src/migration/names';
 
-const SCHEMA = 'CREATE TABLE orders (id bigserial PRIMARY KEY, note text)';
-const SEED = "INSERT INTO orders (note) SELECT 'seed' FROM generate_series(1, 300)";
-const PRE_SWAP = ['recheck', 'prepare-reverse', 'fence', 'sync', 'disable-forward', 'sequences'] as const;
-const POST_SWAP = ['swap-vip', 'source-read-write', 'enable-reverse', 'drop-forward'] as const;
-
-async function count(server: RigServer, db: string): Promise<number> {
-  return Number((await sql<{ n: string }>(server, db, 'SELECT count(*)::text AS n FROM orders'))[0]!.n);
-}
-
-async function record(instance: string): Promise<Record<string, string>> {
-  return migrationRecord(await cibQuery(), instance);
-}
-
-async function newMigration(instance: string, dbs: string[], extra: Record<string, string> = {}, source?: RigServer): Promise<Migration> {
-  const m = new Migration({
-    instance,
-    databases: dbs,
-    schema: SCHEMA,
-    sourceData: SEED,
-    source,
-    params: { production_vip_resource: 'postgres-vip', target_vip_resource: 'postgres-vip-18', ...extra },
-  });
-  await m.setUp();
-  const start = await m.run('start');
-  expect(start.code, start.stderr).toBe(0);
-  for (const db of dbs) {
-    await waitFor(`${db} copied`, async () => (await count(m.target, db)) === 300);
-    // A test that locks a table must not catch its table sync.
-    await waitTablesSynchronised(m.target, db);
-  }
-  return m;
-}
-
-/** Launches the cutover through reload-agent with the worker told to stop after `step`; kills it there. */
-async function killWorkerAfter(m: Migration, step: string): Promise<void> {
-  const r = await m.run('reload-agent', { cutover_ready: 'true' }, { env: { PGTWIN_MIGRATE_TEST_PAUSE_AT: step } });
-  expect(r.code).toBe(0);
-  const log = join(m.stateDir, '.pgtwin_migrate_cutover.log');
-  await waitFor(`worker paused after ${step}`, async () => existsSync(log) && readFileSync(log, 'utf8').includes(`paused after step ${step}`), 60_000);
-  const lease = (await record(m.opts.instance))['cutover-lease']!;
-  const pid = Number(lease.split(':')[1]);
-  expect(pid).toBeGreaterThan(0);
-  process.kill(pid, 'SIGKILL');
-  await waitFor('worker gone', async () => !existsSync(`/proc/${pid}`), 10_000);
-}
-
-/** The next monitor takes over; returns when the cutover has ended. */
-async function recoverByMonitor(m: Migration): Promise<Record<string, string>> {
-  const mon = await m.run('monitor', { cutover_ready: 'true' }, { interval: 10_000 });
-  expect(mon.code).toBe(0);
-  expect(mon.stderr).toMatch(/is gone at step .*; taking over/);
-  return waitFor('cutover ended', async () => {
-    const r = await record(m.opts.instance);
-    return r['cutover-state'] !== 'running' ? r : undefined;
-  }, 120_000, 200);
-}
-
-async function sourceReadWrite(server: RigServer, db: string): Promise<void> {
-  const c = new pg.Client({ host: server.socket, port: server.port, user: 'postgres', database: db });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v");
-    expect(rows[0]!.v).toBe('off');
-    const auto = await c.query("SELECT 1 FROM pg_file_settings WHERE name = 'default_transaction_read_only' AND applied");
-    expect(auto.rowCount).toBe(0);
-  } finally {
-    await c.end();
-  }
-}
+const PRE_SWAP = ['recheck', 'prepare-reverse', 'fence', 'sync', 'disable-forward', 'sequences', 'reverse-tables'] as const;
+const POST_SWAP = ['swap-vip', 'address', 'final-proof', 'lift', 'enable-reverse', 'drop-forward'] as const;
 
 async function expectRolledBack(m: Migration, vipsBefore: ReturnType<typeof vipAddresses>): Promise<void> {
   const r = await record(m.opts.instance);
@@ -92,7 +26,9 @@ async function expectRolledBack(m: Migration, vipsBefore: ReturnType<typeof vipA
   expect(r.phase).toBe('forward');
   expect(vipAddresses(await cibQuery())).toEqual(vipsBefore);
   for (const db of m.opts.databases) {
-    await sourceReadWrite(m.source, db);
+    // The source takes writes again; the target still refuses them (production stays on the source).
+    expect(await takesWrites(m.source, db)).toBe(true);
+    expect(await takesWrites(m.target, db)).toBe(false);
     // No reverse objects anywhere; only the forward ones remain.
     expect((await leftovers(m.source, db)).filter((x) => /reverse|replicate_ddl_to_source/.test(x))).toEqual([]);
     expect((await leftovers(m.target, db)).filter((x) => /reverse|replicate_ddl_to_source/.test(x))).toEqual([]);
@@ -105,21 +41,26 @@ async function expectRolledBack(m: Migration, vipsBefore: ReturnType<typeof vipA
   }
   const mon = await m.run('monitor', { cutover_ready: 'true' }, { interval: 10_000 });
   expect(mon.code).toBe(190);
-  expect(mon.exitReason).toMatch(/^cutover failed and was rolled back: /);
+  expect(mon.exitReason).toMatch(/^the last switch failed and was rolled back: /);
 }
 
 async function expectRolledForward(m: Migration, vipsBefore: ReturnType<typeof vipAddresses>): Promise<void> {
   const r = await record(m.opts.instance);
   expect(r['cutover-state']).toBe('complete');
-  expect(r.phase).toBe('complete');
+  expect(r.phase).toBe('reverse');
   expect(vipAddresses(await cibQuery())).toEqual({ production: vipsBefore.target, target: vipsBefore.production });
   for (const db of m.opts.databases) {
-    await sourceReadWrite(m.source, db);
+    // Production is on the target; the old source refuses client writes (the way back applies there).
+    expect(await takesWrites(m.target, db)).toBe(true);
+    expect(await takesWrites(m.source, db)).toBe(false);
     expect(await count(m.target, db)).toBe(await count(m.source, db));
     expect(await sql(m.target, db, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
     await sql(m.target, db, "INSERT INTO orders (note) VALUES ('on the target after cutover')");
     await waitFor(`${db} reverse flows`, async () => (await sql(m.source, db, "SELECT 1 FROM orders WHERE note = 'on the target after cutover'")).length === 1);
   }
+  // The resource keeps running in phase reverse, and its monitor is healthy.
+  const mon = await m.run('monitor', { cutover_ready: 'true' }, { interval: 10_000 });
+  expect(mon.code, mon.stderr).toBe(0);
 }
 
 describe('cutover faults', () => {
@@ -141,7 +82,7 @@ describe('cutover faults', () => {
       expect((await m.run('reload-agent', { cutover_ready: 'false' })).code).toBe(0);
       expect((await record(m.opts.instance))['cutover-state']).toBe('reset');
     }
-  });
+  }, 900_000);
 
   for (const step of POST_SWAP) {
     it(`rolls forward when the worker is killed after ${step}`, async () => {
@@ -154,7 +95,7 @@ describe('cutover faults', () => {
     });
   }
 
-  it('rolls back with the source read-write when the source restarts during the sync wait', async () => {
+  it('rolls back with the source taking writes when the source restarts during the sync wait', async () => {
     // A PostgreSQL 15 source: its reverse slot is made after the sync, so a
     // lock that holds the target's apply worker cannot block it first.
     const temp: TempCluster = await startTempCluster('cf-restart', { major: 15 });
@@ -213,7 +154,7 @@ describe('cutover faults', () => {
     for (let i = 0; i < 2; i++) {
       const mon = await m.run('monitor', { ...changed, cutover_ready: 'true' }, { interval: 10_000 });
       expect(mon.code).toBe(190);
-      expect(mon.exitReason).toMatch(/^cutover failed and was rolled back: Database list changed during migration/);
+      expect(mon.exitReason).toMatch(/^the last switch failed and was rolled back: Database list changed during migration/);
       expect((await record(m.opts.instance))['cutover-state']).toBe('failed');
     }
     expect((await m.run('reload-agent', { ...changed, cutover_ready: 'true' })).code).toBe(0);

@@ -2,7 +2,7 @@
  * The atomic cutover under a real Pacemaker, with continuous writes in
  * every database: zero loss, no write after the fence, sequences carried
  * over, VIPs swapped without ever sharing an address, reverse replication,
- * the resource stopped at the end.
+ * the resource still running in phase reverse with the old source fenced.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, existsSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Migration, waitFor } from '../support/migration';
 import { sql, rig, AGENT, type RigServer } from '../support/rig';
 import { Writer } from '../support/writer';
+import { followAddress } from '../support/routing';
 import { configureMigrationPrimitive, deletePrimitive, resourceState, targetRole, cibQuery, vipAddresses, migrationRecord } from '../support/pacemaker';
 
 const exec = promisify(execFile);
@@ -70,25 +71,9 @@ describe('cutover under Pacemaker with continuous writes', () => {
 
   it('cuts over all databases atomically: nothing lost, nothing written after the fence', async () => {
     const before = vipAddresses(await cibQuery());
-    // The application follows the production address as the network would:
-    // to the server whose VIP resource actually holds it (the stand-in's
-    // state file), and nowhere while neither does.
-    const holds = (rsc: string) => {
-      try {
-        return readFileSync(`/run/resource-agents/VipDummy-${rsc}.state`, 'utf8').trim() === before.production;
-      } catch {
-        return false;
-      }
-    };
-    let production: RigServer | undefined = m.source;
-    let routing = true;
-    const router = (async () => {
-      while (routing) {
-        production = holds('postgres-vip-18') ? m.target : holds('postgres-vip') ? m.source : undefined;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    writer = new Writer(() => production, DBS, 'orders', 25).start();
+    // The application follows the production address as the network would (test/support/routing.ts).
+    const router = followAddress(before.production!, m.source, m.target);
+    writer = new Writer(router.route, DBS, 'orders', 25).start();
     await new Promise((r) => setTimeout(r, 2_000));
     // Sample the CIB throughout: the two VIPs must never carry the same address.
     let sampling = true;
@@ -102,12 +87,11 @@ describe('cutover under Pacemaker with continuous writes', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     await writer.stop();
     sampling = false;
-    routing = false;
-    await Promise.all([sampler, router]);
+    await Promise.all([sampler, router.stop()]);
 
     const cib = await cibQuery();
     const record = migrationRecord(cib, ID);
-    expect(record.phase).toBe('complete');
+    expect(record.phase).toBe('reverse');
     expect(record['cutover-state']).toBe('complete');
     expect(record['reverse-replication']).toBe('running');
 
@@ -141,9 +125,9 @@ describe('cutover under Pacemaker with continuous writes', () => {
     for (const s of samples) expect(s.production).not.toBe(s.target);
     expect(vipOverlaps(readFileSync(rig().vipJournal, 'utf8').slice(journalAt.length))).toEqual([]);
 
-    // The resource stops itself.
-    expect(await targetRole(ID)).toBe('Stopped');
-    await waitFor('resource stopped', async () => (await resourceState(ID)).role === 'Stopped', 60_000, 500);
+    // The resource keeps running in phase reverse, watching the way back.
+    expect(await targetRole(ID)).toBe('Started');
+    expect((await resourceState(ID)).role).toBe('Started');
   });
 
   it('carried every sequence over: inserts with default ids succeed on the target', async () => {
@@ -176,8 +160,8 @@ describe('cutover under Pacemaker with continuous writes', () => {
       expect(await sql(m.target, d, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
       expect(await sql(m.source, d, "SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgtwin_migrate_forward_slot%' AND database = current_database()")).toEqual([]);
     }
-    const ro = await sql<{ v: string }>(m.source, DBS[0]!, "SELECT current_setting('default_transaction_read_only') AS v");
-    expect(ro[0]!.v).toBe('off');
+    // The old source refuses client writes in phase reverse (the way back applies there).
+    await expect(sql(m.source, DBS[0]!, "INSERT INTO orders (token, note) VALUES (gen_random_uuid(), 'stray')")).rejects.toMatchObject({ code: '25006' });
     // Nothing diverged: reverse replication never hit a conflict in any database.
     for (const d of DBS) {
       const errs = await sql<{ n: string }>(m.source, d, "SELECT coalesce(sum(apply_error_count), 0)::text AS n FROM pg_stat_subscription_stats WHERE subname LIKE 'pgtwin_migrate_reverse_sub%'");
@@ -185,15 +169,15 @@ describe('cutover under Pacemaker with continuous writes', () => {
     }
     // status now reports the way back: reverse replication of every database.
     const status = JSON.parse((await m.cli(['status', '--json'])).stdout) as { phase: string; reverse: Array<{ database: string; state: string }> };
-    expect(status.phase).toBe('complete');
+    expect(status.phase).toBe('reverse');
     expect(status.reverse.map((d) => [d.database, d.state])).toEqual(DBS.map((d) => [d, 'streaming']));
     expect((await m.cli(['status'])).stdout).toMatch(/DATABASE\s+REVERSE \(target → source\)/);
   });
 
-  it('start after completion creates nothing and reports the completed migration', async () => {
+  it('a start in phase reverse creates nothing and copies nothing', async () => {
     const r = await m.run('start');
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/completed at .*; nothing to create/);
+    expect(r.stderr).toMatch(/started in phase reverse/);
     expect(await sql(m.target, DBS[0]!, "SELECT 1 FROM pg_subscription WHERE subname LIKE 'pgtwin_migrate_forward_sub%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())")).toEqual([]);
     expect((await m.run('stop')).code).toBe(0);
   });

@@ -12,7 +12,7 @@ describe('DDL capture (PostgreSQL 17)', () => {
     const r = rig();
     await createDatabases(r.servers.pg17, [DB]);
     const setup = await admin(r.servers.pg17, DB);
-    await setup.query("SET pgtwin_migrate.capture = 'off'");
+    await setup.query('SET session_replication_role = replica');
     await installDdlSchema(setup, 'source');
     await ensureCaptureTrigger(setup, 'replicate_ddl_to_target_trigger_test', true);
     await setup.query('CREATE ROLE ddl_author LOGIN');
@@ -82,9 +82,9 @@ describe('DDL capture (PostgreSQL 17)', () => {
   it('ignores temporary objects, the agent sessions and the agent schema', async () => {
     await c.query('TRUNCATE pgtwin_migrate.ddl_log');
     await c.query('CREATE TEMP TABLE scratch (x int)');
-    await c.query("SET pgtwin_migrate.capture = 'off'");
+    await c.query('SET session_replication_role = replica');
     await c.query('CREATE TABLE invisible (id int PRIMARY KEY)');
-    await c.query('RESET pgtwin_migrate.capture');
+    await c.query('RESET session_replication_role');
     expect(await log()).toEqual([]);
   });
 

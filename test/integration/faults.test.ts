@@ -93,7 +93,7 @@ describe('faults: bad input and failures end cleanly', () => {
 
     it('start exits 6 naming the database and saying to create it; nothing is created', async () => {
       start = await m.run('start');
-      expectFailure(start, 6, `target primary ${NODE}:${PG18.port}: database "flt_a_missing" does not exist; create it on the target first (createdb "flt_a_missing")`);
+      expectFailure(start, 6, `target primary ${NODE}:${PG18.port}: database "flt_a_missing" does not exist; create it on the target first (createdb flt_a_missing)`);
       // The lines of the seed's troubleshooting guide are in the log too.
       expect(start.stderr).toMatch(/ERROR: Failed to create subscription for database: flt_a_missing\n.*ERROR: database "flt_a_missing" does not exist\n/);
       expectNoSecret(start);

@@ -118,8 +118,8 @@ describe('forward replication (PostgreSQL 17 → 18)', () => {
     expect(mon.stderr).toMatch(/not replayed on the target \(latest CREATE TABLE: run inside a function, procedure or DO block; replay it by hand\)/);
     const status = await m.cli(['status']);
     expect(status.stdout).toMatch(/"fwd_reporting": 1 DDL statement\(s\) not replayed/);
-    // The DBA handles it, marks it handled; the monitor is healthy again.
-    await sql(m.target, 'fwd_reporting', 'CREATE TABLE made_in_do (id int PRIMARY KEY)');
+    // The DBA handles it on the (fenced) target, on purpose in replica mode, marks it handled; the monitor is healthy again.
+    await sql(m.target, 'fwd_reporting', 'SET session_replication_role = replica; CREATE TABLE made_in_do (id int PRIMARY KEY)');
     await sql(m.target, 'fwd_reporting', 'UPDATE pgtwin_migrate.ddl_log SET handled = true WHERE NOT replayable');
     m.lookAgain();
     expect((await m.run('monitor', {}, { interval: 10_000 })).code).toBe(0);

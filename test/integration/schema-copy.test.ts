@@ -114,7 +114,7 @@ describe('schema copy (PostgreSQL 15 → 18)', () => {
       );
       expect(mon.stderr).not.toContain('ocf-exit-reason');
       expect(mon.code).toBe(0);
-      expect((await leftovers(m.target, db)).filter((l) => l.startsWith('event trigger'))).toEqual([]);
+      expect((await leftovers(m.target, db)).filter((l) => l.startsWith('event trigger replicate_ddl_'))).toEqual([]);
     });
 
     it('stop, then teardown --yes leaves nothing on either side', async () => {

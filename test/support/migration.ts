@@ -144,6 +144,8 @@ export class Migration {
         await sql(s, db, 'DROP SCHEMA IF EXISTS pgtwin_migrate CASCADE').catch(() => undefined);
       }
     }
+    // PGTWIN_KEEP_STATE=1 keeps the state files and cutover logs for a look after a failed run.
+    if (process.env.PGTWIN_KEEP_STATE === '1') return;
     rmSync(this.stateDir, { recursive: true, force: true });
     rmSync(this.rscTmp, { recursive: true, force: true });
   }
@@ -162,6 +164,7 @@ export async function leftovers(server: RigServer, database: string): Promise<st
   out.push(...(await q("SELECT 'slot ' || slot_name AS n FROM pg_replication_slots WHERE database = current_database()")));
   out.push(...(await q("SELECT 'event trigger ' || evtname AS n FROM pg_event_trigger")));
   out.push(...(await q("SELECT 'schema ' || nspname AS n FROM pg_namespace WHERE nspname = 'pgtwin_migrate'")));
+  out.push(...(await q("SELECT 'fence trigger on ' || tgrelid::regclass::text AS n FROM pg_trigger WHERE tgname = 'pgtwin_migrate_fence'")));
   return out;
 }
 

@@ -17,6 +17,15 @@ export interface WriteRecord {
   readonly sqlstate: string | undefined;
 }
 
+export interface WriterOptions {
+  /** Role the client logs in as (default postgres). */
+  readonly user?: string;
+  /** Session settings sent at connection, e.g. `-c synchronous_commit=off`. */
+  readonly options?: string;
+  /** Statements of one write, `$1` the token (default: one INSERT into the table). */
+  readonly statements?: readonly string[];
+}
+
 export class Writer {
   readonly records: WriteRecord[] = [];
   private running = true;
@@ -32,6 +41,7 @@ export class Writer {
     private readonly databases: readonly string[],
     private readonly table: string,
     private readonly perSecondEach: number,
+    private readonly opts: WriterOptions = {},
   ) {}
 
   start(): this {
@@ -41,7 +51,7 @@ export class Writer {
 
   /** Through the server's socket, as an application on the host would connect. */
   private async connect(db: string, server: RigServer): Promise<pg.Client | undefined> {
-    const c = new pg.Client({ host: server.socket, port: server.port, user: 'postgres', database: db, application_name: 'test-writer' });
+    const c = new pg.Client({ host: server.socket, port: server.port, user: this.opts.user ?? 'postgres', database: db, application_name: 'test-writer', options: this.opts.options });
     c.on('error', () => undefined);
     try {
       await c.connect();
@@ -69,7 +79,16 @@ export class Writer {
       } else if (!client) client = await this.connect(db, server);
       if (client && server) {
         try {
-          await client.query(`INSERT INTO ${this.table} (token) VALUES ($1)`, [token]);
+          if (this.opts.statements) {
+            try {
+              for (const text of this.opts.statements) await client.query(text, text.includes('$1') ? [token] : []);
+            } catch (err) {
+              await client.query('ROLLBACK').catch(() => undefined);
+              throw err;
+            }
+          } else {
+            await client.query(`INSERT INTO ${this.table} (token) VALUES ($1)`, [token]);
+          }
           this.records.push({ database: db, port: server.port, token, sentAt: t0, doneAt: Date.now(), ok: true, sqlstate: undefined });
         } catch (err) {
           // Not an error from the server (EPIPE, ECONNRESET, a client no longer queryable):

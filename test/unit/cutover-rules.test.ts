@@ -1,19 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { recoveryFor, shouldLaunch, shouldReset, STEPS, pastPointOfNoReturn } from '../../src/migration/cutover/steps';
-import { decodeLease, encodeLease, expired, holderAlive, LEASE_TTL_MS } from '../../src/migration/cutover/lease';
+import { recoveryFor, shouldLaunch, shouldArm, CUTOVER_STEPS, FAILBACK_STEPS, pastPointOfNoReturn } from '../../src/migration/cutover/steps';
+import { decodeLease, encodeLease, judgeLease, processStart, LEASE_TTL_MS } from '../../src/migration/cutover/lease';
 import { bytesBehind, lsnToBigInt } from '../../src/pg/lsn';
 import { diffBaseline, parseBaseline } from '../../src/migration/cib-state';
 import { formatState, parseState } from '../../src/migration/state-files';
 import { labelValue, lagText, renderMetrics } from '../../src/migration/publish';
 
-describe('the rule for an interrupted cutover', () => {
-  it('rolls back before the VIP swap and forward from it', () => {
-    const decisions = STEPS.map((s) => [s, recoveryFor(s)]);
+describe('the rule for an interrupted switch', () => {
+  it('rolls a cutover back before the VIP swap and forward from it', () => {
+    const decisions = CUTOVER_STEPS.map((s) => [s, recoveryFor(s, 'cutover')]);
     expect(decisions).toEqual([
       ['recheck', 'rollback'], ['prepare-reverse', 'rollback'], ['fence', 'rollback'], ['sync', 'rollback'],
-      ['disable-forward', 'rollback'], ['sequences', 'rollback'], ['swap-vip', 'rollback'],
-      ['swapped', 'roll-forward'], ['source-read-write', 'roll-forward'], ['enable-reverse', 'roll-forward'],
-      ['drop-forward', 'roll-forward'], ['complete', 'nothing'],
+      ['disable-forward', 'rollback'], ['sequences', 'rollback'], ['reverse-tables', 'rollback'], ['swap-vip', 'rollback'],
+      ['swapped', 'roll-forward'], ['address', 'roll-forward'], ['final-proof', 'roll-forward'], ['lift', 'roll-forward'],
+      ['enable-reverse', 'roll-forward'], ['drop-forward', 'roll-forward'], ['complete', 'nothing'],
     ]);
     expect(recoveryFor(undefined)).toBe('rollback');
     expect(recoveryFor('rolled-back-at-sync')).toBe('rollback');
@@ -21,35 +21,75 @@ describe('the rule for an interrupted cutover', () => {
     expect(pastPointOfNoReturn('swapped')).toBe(true);
   });
 
-  it('launches only when asked, during forward replication, and not again after a failure until acknowledged', () => {
-    expect(shouldLaunch(true, 'forward', undefined)).toBe(true);
-    expect(shouldLaunch(true, 'forward', 'reset')).toBe(true);
-    expect(shouldLaunch(false, 'forward', undefined)).toBe(false);
-    expect(shouldLaunch(true, 'forward', 'failed')).toBe(false);
-    expect(shouldLaunch(true, 'forward', 'running')).toBe(false);
-    expect(shouldLaunch(true, 'complete', 'complete')).toBe(false);
-    expect(shouldLaunch(true, 'cutover', undefined)).toBe(false);
-    expect(shouldReset(false, 'failed')).toBe(true);
-    expect(shouldReset(true, 'failed')).toBe(false);
-    expect(shouldReset(false, 'complete')).toBe(false);
+  it('applies the same rule to a failback, whose way back is prepared after the drain', () => {
+    expect(FAILBACK_STEPS.map((s) => recoveryFor(s, 'failback'))).toEqual([
+      ...Array(FAILBACK_STEPS.indexOf('swapped')).fill('rollback'),
+      ...Array(FAILBACK_STEPS.length - FAILBACK_STEPS.indexOf('swapped') - 1).fill('roll-forward'),
+      'nothing',
+    ]);
+    expect(FAILBACK_STEPS.indexOf('prepare-forward')).toBeLessThan(FAILBACK_STEPS.indexOf('swap-vip'));
+    expect(FAILBACK_STEPS.indexOf('prepare-forward')).toBeGreaterThan(FAILBACK_STEPS.indexOf('disable-reverse'));
+    // A step of the other kind is not a step of this one: roll back.
+    expect(recoveryFor('enable-reverse', 'failback')).toBe('rollback');
+  });
+
+  it('launches only when asked, in a steady phase, once armed, and not while one runs or failed unacknowledged', () => {
+    expect(shouldLaunch(true, 'forward', undefined, undefined)).toBe(true);
+    expect(shouldLaunch(true, undefined, undefined, undefined)).toBe(true);
+    expect(shouldLaunch(true, 'forward', 'reset', 'yes')).toBe(true);
+    expect(shouldLaunch(true, 'reverse', 'complete', 'yes')).toBe(true);
+    expect(shouldLaunch(false, 'forward', undefined, undefined)).toBe(false);
+    expect(shouldLaunch(true, 'forward', 'failed', 'yes')).toBe(false);
+    expect(shouldLaunch(true, 'forward', 'running', 'yes')).toBe(false);
+    expect(shouldLaunch(true, 'reverse', 'blocked', 'yes')).toBe(false);
+    // cutover_ready still true after a completed cutover does not fail back by itself.
+    expect(shouldLaunch(true, 'reverse', 'complete', 'no')).toBe(false);
+    expect(shouldLaunch(true, 'finished', 'complete', 'yes')).toBe(false);
+    expect(shouldLaunch(true, 'cutover', undefined, undefined)).toBe(false);
+  });
+
+  it('arms the next switch when cutover_ready is seen false after one ended or failed', () => {
+    expect(shouldArm(false, 'complete', 'no')).toBe(true);
+    expect(shouldArm(false, 'failed', 'no')).toBe(true);
+    expect(shouldArm(false, 'failed', undefined)).toBe(true);
+    expect(shouldArm(true, 'failed', 'no')).toBe(false);
+    expect(shouldArm(false, 'running', 'no')).toBe(false);
+    expect(shouldArm(false, 'complete', 'yes')).toBe(false);
   });
 });
 
 describe('the worker lease', () => {
-  it('encodes node, pid and heartbeat and expires after the TTL', () => {
-    const l = { node: 'pg-node.example', pid: 4242, at: 1_000_000 };
-    expect(decodeLease(encodeLease(l))).toEqual(l);
+  const lease = { node: 'pg-node.example', pid: 4242, start: '123456', nonce: 'n-1', seq: 7 };
+
+  it('encodes node, pid, start time, nonce and sequence', () => {
+    expect(decodeLease(encodeLease(lease))).toEqual(lease);
     expect(decodeLease('garbage')).toBeUndefined();
-    expect(expired(l, l.at + LEASE_TTL_MS)).toBe(false);
-    expect(expired(l, l.at + LEASE_TTL_MS + 1)).toBe(true);
+    expect(decodeLease('node1:123:1700000000000')).toBeUndefined();
   });
 
-  it('trusts the heartbeat of another node, and the process table of this one', () => {
-    const remote = { node: 'other', pid: 1, at: 1_000 };
-    expect(holderAlive(remote, 'me', 1_000 + LEASE_TTL_MS - 1)).toBe(true);
-    expect(holderAlive(remote, 'me', 1_000 + LEASE_TTL_MS + 1)).toBe(false);
-    expect(holderAlive({ node: 'me', pid: 2 ** 30, at: Date.now() }, 'me')).toBe(false);
-    expect(holderAlive({ node: 'me', pid: 0, at: Date.now() }, 'me')).toBe(true);
+  it('expires on another node only after this node saw the same value for the TTL, by its own clock', () => {
+    const value = encodeLease({ ...lease, node: 'other' });
+    const first = judgeLease({ value, localNode: 'me', deadNodes: new Set(), seen: undefined, now: 1_000 });
+    expect(first.verdict).toBe('held');
+    const later = judgeLease({ value, localNode: 'me', deadNodes: new Set(), seen: first.sighting, now: 1_000 + LEASE_TTL_MS - 1 });
+    expect(later.verdict).toBe('held');
+    expect(judgeLease({ value, localNode: 'me', deadNodes: new Set(), seen: first.sighting, now: 1_000 + LEASE_TTL_MS }).verdict).toBe('expired');
+    // A renewed lease (new sequence) starts the clock again, whatever the holder's clock says.
+    const renewed = encodeLease({ ...lease, node: 'other', seq: 8 });
+    expect(judgeLease({ value: renewed, localNode: 'me', deadNodes: new Set(), seen: first.sighting, now: 1_000 + 10 * LEASE_TTL_MS }).verdict).toBe('held');
+  });
+
+  it('expires at once when Pacemaker reports the holder node cleanly offline', () => {
+    const value = encodeLease({ ...lease, node: 'other' });
+    expect(judgeLease({ value, localNode: 'me', deadNodes: new Set(['other']), seen: undefined, now: 0 }).verdict).toBe('expired');
+  });
+
+  it('asks the process table on this node: PID and start time, so a reused PID is not the holder', () => {
+    const me = { node: 'me', pid: process.pid, start: processStart(process.pid)!, nonce: 'x', seq: 0 };
+    expect(judgeLease({ value: encodeLease(me), localNode: 'me', deadNodes: new Set(), seen: undefined, now: 0 }).verdict).toBe('held');
+    expect(judgeLease({ value: encodeLease({ ...me, start: '1' }), localNode: 'me', deadNodes: new Set(), seen: undefined, now: 0 }).verdict).toBe('expired');
+    expect(judgeLease({ value: encodeLease({ ...me, pid: 2 ** 30 }), localNode: 'me', deadNodes: new Set(), seen: undefined, now: 0 }).verdict).toBe('expired');
+    expect(judgeLease({ value: '', localNode: 'me', deadNodes: new Set(), seen: undefined, now: 0 }).verdict).toBe('free');
   });
 });
 
@@ -88,6 +128,6 @@ describe('state files and metrics text', () => {
     const text = renderMetrics('mig', 'forward', new Map(), []);
     expect(text).toMatch(/^# HELP pgtwin_migrate_lag_bytes /m);
     expect(text).toContain('pgtwin_migrate_phase{resource="mig",phase="forward"} 1');
-    expect(text).toContain('pgtwin_migrate_phase{resource="mig",phase="complete"} 0');
+    expect(text).toContain('pgtwin_migrate_phase{resource="mig",phase="reverse"} 0');
   });
 });

@@ -20,6 +20,7 @@ const sub = (over: Partial<SubscriptionInfo> = {}): SubscriptionInfo => ({
 function view(s: Partial<SourceView> | PgFailure = {}, t: Partial<TargetView> | PgFailure = {}, extra: Partial<DatabaseView> = {}): DatabaseView {
   return {
     objects,
+    direction: 'forward',
     source: s instanceof PgFailure ? { ok: false, error: s } : { ok: true, value: { publication: true, slot: slot(), publishedCount: 3, publishedBytes: undefined, tableBytes: undefined, ...s } },
     target: t instanceof PgFailure ? { ok: false, error: t } : { ok: true, value: { subscription: sub(), ddl: { notReplayed: 0, latest: undefined }, unsubscribedTables: 0, ...t } },
     drift: undefined,

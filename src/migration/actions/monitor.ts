@@ -1,26 +1,34 @@
 /**
  * monitor: fast and read-only apart from its documented duties (state files,
- * refreshing a subscription when new tables appear). 7 when this node does
- * not run the migration, 0 when every database is healthy, 1 naming the
- * database and what was seen when one is broken, 190 (degraded) when DDL or
- * new tables could not be replicated.
+ * refreshing a subscription when new tables appear, launching and
+ * supervising a switch, keeping the write fences as the phase wants them).
+ * 7 when this node does not run the migration, 0 when every database is
+ * healthy, 1 naming the database and what was seen when one is broken (or a
+ * switch is blocked past its swap), 190 (degraded) when DDL or new tables
+ * could not be replicated or a failed switch is not acknowledged.
  */
 import type { ActionContext } from '../../ocf/run-action';
 import { OCF, OcfError } from '../../ocf/exit-codes';
 import { baseInstance } from '../../ocf/env';
 import { setStep } from '../../ocf/watchdog';
-import { readMarker } from '../state-files';
+import { readMarker, readStateFile, updateStateFile } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne } from '../observe';
 import { leanObservation, rememberedSource } from '../report';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
-import { migrationRecord, phaseOf } from '../cib-state';
+import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
+import { checkFences, type SteadyPhase } from '../fences';
+import { finishWhenAsked } from '../finish';
+import { objectsOf, endpointsOf, type Direction } from '../direction';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
+
+/** How often each database's write fences are looked at (a sixth of the databases per monitor). */
+const FENCE_CHECK_MS = 60_000;
 
 export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
@@ -29,27 +37,41 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   // The CIB record does not depend on the discovery: read both at once.
   const [plan, cib] = await Promise.all([resolvePlan(ctx), migrationRecord(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
   const phase = phaseOf(cib) ?? 'forward';
-  if (phase === 'complete') {
-    ctx.log.info(`migration ${instance} is complete; nothing to watch`);
+  if (phase === 'finished') {
+    ctx.log.info(`migration ${instance} is finished; nothing to watch`);
     return OCF.SUCCESS;
   }
-  setStep('supervising the cutover');
-  const cutover = await superviseCutover(plan, cib);
-  if (cutover.running) {
-    await publish(plan, 'cutover', await plan.state.readAll(), []);
+  setStep('supervising the switch');
+  const sw = await superviseCutover(plan, cib);
+  if (sw.running) {
+    await publish(plan, phase, await plan.state.readAll(), []);
+    if (sw.blockedReason) throw new OcfError(OCF.ERR_GENERIC, `${phase} blocked: ${sw.blockedReason}`);
     return OCF.SUCCESS;
   }
+  const steady: SteadyPhase = phase === 'reverse' ? 'reverse' : 'forward';
+  if (steady === 'reverse' && plan.cfg.finish) {
+    setStep('finishing');
+    const report = await finishWhenAsked(plan);
+    if (report?.finished) return OCF.SUCCESS;
+  }
+  setStep('checking the write fences');
+  const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
+  const fenceProblems = await checkFences(plan, steady, fencesDue(plan, steady, urgent));
   setStep('observing the databases');
-  const healths = await assessAll(plan, true);
+  const direction: Direction = steady === 'reverse' ? 'reverse' : 'forward';
+  const healths = await assessAll(plan, direction);
   setStep('refreshing subscriptions');
-  await refreshWhereNeeded(plan, healths);
-  writeHealthStateFiles(plan, phase, healths);
+  await refreshWhereNeeded(plan, healths, direction);
+  writeHealthStateFiles(plan, steady, healths);
+  await recordCopyDone(plan, cib, steady, healths);
   setStep('publishing attributes and metrics');
-  await publish(plan, phase, cib, healths);
-  ctx.log.info(`monitor: ${summaryLine(healths)}`);
+  await publish(plan, steady, cib, healths);
+  ctx.log.info(`monitor: ${summaryLine(healths)}${steady === 'reverse' ? ' (reverse replication, target → source)' : ''}`);
+  const unrepaired = fenceProblems.find((p) => !p.repaired);
+  if (unrepaired) throw new OcfError(OCF.ERR_GENERIC, unrepaired.message);
   const verdict = monitorVerdict(healths);
-  if (verdict.code === OCF.SUCCESS && cutover.failedReason) {
-    const reason = `cutover failed and was rolled back: ${cutover.failedReason}; set cutover_ready=false, then true to retry`;
+  if (verdict.code === OCF.SUCCESS && sw.failedReason) {
+    const reason = `the last switch failed and was rolled back: ${sw.failedReason}; set cutover_ready=false, then true to retry`;
     ctx.log.warn(`monitor: ${reason}`);
     throw new OcfError(OCF.DEGRADED, reason);
   }
@@ -63,40 +85,78 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   return OCF.SUCCESS;
 }
 
+/** The history notes when the initial copy of every database was first seen done. */
+async function recordCopyDone(plan: Plan, cib: ReadonlyMap<string, string>, phase: SteadyPhase, healths: readonly DatabaseHealth[]): Promise<void> {
+  if (phase !== 'forward' || healths.length === 0 || !healths.every((h) => h.state === 'streaming')) return;
+  const history = parseHistory(cib.get(KEY.history));
+  const since = history.map((e) => e.event).lastIndexOf('forward started');
+  if (history.slice(since + 1).some((e) => e.event === 'copy done' || e.event.endsWith('complete'))) return;
+  const worst = healths.reduce((m, h) => Math.max(m, h.lagBytes ?? 0), 0);
+  await plan.state
+    .set(KEY.history, withEvent(cib.get(KEY.history), 'copy done', `${healths.length} database(s) streaming, worst lag ${worst} bytes`))
+    .catch((err: Error) => plan.log.warn(`cannot record the history: ${err.message}`));
+}
+
 /**
- * Observes every database; one whose apply worker is missing is looked at
- * again after a moment, because workers restart by themselves after an
- * error or a reconnect and a single look would make the monitor flap.
+ * The databases whose fences this monitor looks at: all of them right after
+ * the phase changed or a rollback could not finish, else the ones not looked
+ * at for a minute (at most a sixth of them).
  */
-async function assessAll(plan: Plan, expectEnabled: boolean): Promise<DatabaseHealth[]> {
+function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean) {
+  const now = Date.now();
+  const quota = Math.ceil(plan.cfg.objects.length / 6);
+  const info = plan.cfg.objects.map((o) => {
+    const s = readStateFile(plan.stateDir, o.token);
+    return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
+  });
+  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => x.age >= FENCE_CHECK_MS).sort((a, b) => b.age - a.age).slice(0, quota);
+  for (const x of due) {
+    try {
+      updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
+    } catch (err) {
+      plan.log.warn(`cannot update the state file of ${JSON.stringify(x.o.database)}: ${(err as Error).message}`);
+    }
+  }
+  return due.map((x) => x.o);
+}
+
+/**
+ * Observes every database in one direction (forward, or the way back in
+ * phase reverse); one whose apply worker is missing is looked at again after
+ * a moment, because workers restart by themselves after an error or a
+ * reconnect and a single look would make the monitor flap.
+ */
+async function assessAll(plan: Plan, d: Direction): Promise<DatabaseHealth[]> {
   const opts = (token: string) => ({
-    expectEnabled,
+    expectEnabled: true,
     lagThreshold: plan.cfg.lag_threshold,
-    previousErrors: previousErrors(plan, token),
-    remembered: rememberedSource(plan, token),
+    previousErrors: previousErrors(plan, token, d),
+    remembered: rememberedSource(plan, token, d),
   });
   const t0 = Date.now();
-  const healths = (await observeAll(plan, leanObservation(plan))).map((v) => assessDatabase(v, opts(v.objects.token)));
-  plan.log.debug(`observed ${healths.length} database(s) in ${Date.now() - t0} ms`);
+  const healths = (await observeAll(plan, leanObservation(plan, d), 50, d)).map((v) => assessDatabase(v, opts(v.objects.token)));
+  plan.log.debug(`observed ${healths.length} database(s) (${d}) in ${Date.now() - t0} ms`);
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
   await sleep(2_000);
   await settleAll(retry, 16, async ([, i]) => {
     const o = plan.cfg.objects[i]!;
-    healths[i] = assessDatabase(await observeOne(plan, o), opts(o.token));
+    healths[i] = assessDatabase(await observeOne(plan, o, d), opts(o.token));
   });
   return healths;
 }
 
-async function refreshWhereNeeded(plan: Plan, healths: readonly DatabaseHealth[]): Promise<void> {
+/** New published tables: the subscription takes them in (and copies them), forward or on the way back. */
+async function refreshWhereNeeded(plan: Plan, healths: readonly DatabaseHealth[], d: Direction): Promise<void> {
   const due = healths.filter((h) => h.needsRefresh && h.state !== 'broken');
   await settleAll(due, 8, async (h) => {
     const o = plan.cfg.objects.find((x) => x.token === h.token)!;
+    const sub = objectsOf(o, d).sub;
     try {
-      await withClient(plan.targetPrimary, o.database, connectOptions(plan), (c) => refreshSubscription(c, o.forwardSub));
-      plan.log.info(`${JSON.stringify(o.database)}: published tables changed; refreshed ${o.forwardSub} (new tables are being copied)`);
+      await withClient(endpointsOf(plan, d).subscriber, o.database, connectOptions(plan), (c) => refreshSubscription(c, sub));
+      plan.log.info(`${JSON.stringify(o.database)}: published tables changed; refreshed ${sub} (new tables are being copied)`);
     } catch (err) {
-      plan.log.warn(`${JSON.stringify(o.database)}: could not refresh ${o.forwardSub}: ${(err as Error).message}`);
+      plan.log.warn(`${JSON.stringify(o.database)}: could not refresh ${sub}: ${(err as Error).message}`);
     }
   });
 }

@@ -11,6 +11,7 @@ import { baseInstance } from '../../ocf/env';
 import { readMarker, writeMarker } from '../state-files';
 import { resolvePlan } from '../plan';
 import { superviseCutover } from '../cutover/supervise';
+import { finishWhenAsked } from '../finish';
 
 export function reloadableValues(cfg: Config): Record<string, string> {
   const out: Record<string, string> = {};
@@ -29,13 +30,21 @@ export async function reloadAgent(ctx: ActionContext): Promise<number> {
   for (const k of changes) ctx.log.info(`reload-agent: ${k} ${before[k] ?? '(unset)'} -> ${now[k]}`);
   if (changes.length === 0) ctx.log.info('reload-agent: no reloadable parameter changed');
   if (marker) writeMarker(ctx.env.rscTmp, instance, { ...marker, applied: now });
-  // cutover_ready acts at once: true launches the cutover, false acknowledges a failed one.
+  // cutover_ready acts at once: true launches a switch, false arms the next one (and acknowledges a failed one).
   if (marker && (changes.includes('cutover_ready') || ctx.cfg.cutover_ready)) {
     try {
       const plan = await resolvePlan(ctx);
       await superviseCutover(plan, await plan.state.readAll());
     } catch (err) {
       ctx.log.warn(`reload-agent: the next monitor will act on cutover_ready (${(err as Error).message})`);
+    }
+  }
+  // finish=true in phase reverse ends the way back (the monitor finishes what this could not).
+  if (marker && ctx.cfg.finish && changes.includes('finish')) {
+    try {
+      await finishWhenAsked(await resolvePlan(ctx, { lenient: true }));
+    } catch (err) {
+      ctx.log.warn(`reload-agent: the next monitor will act on finish=true (${(err as Error).message})`);
     }
   }
   return OCF.SUCCESS;

@@ -13,13 +13,16 @@ import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { preflight, formatFinding, logFindings } from '../preflight';
 import { setupForward } from '../forward';
 import { settleAll, sleep } from '../parallel';
-import { KEY, parseBaseline, diffBaseline, phaseOf } from '../cib-state';
+import { KEY, parseBaseline, diffBaseline, phaseOf, withEvent } from '../cib-state';
 import { writeMarker, writeBaselineFile, updateStateFile, removeBaselineFile, removeStateFiles } from '../state-files';
 import { connect } from '../../pg/connection';
-import { readSubscription } from '../../pg/subscription';
+import { readSubscription, setSubscriptionEnabled } from '../../pg/subscription';
 import { serverMajor } from '../../pg/server';
 import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
+import { installFences } from '../fences';
+import { objectsOf } from '../direction';
+import { FORGET_DETAILS } from '../report';
 
 export async function start(ctx: ActionContext): Promise<number> {
   checkTools();
@@ -27,15 +30,22 @@ export async function start(ctx: ActionContext): Promise<number> {
   const plan = await resolvePlan(ctx);
   const cib = await plan.state.readAll();
   const phase = phaseOf(cib);
-  if (phase === 'complete') {
-    ctx.log.info(`migration ${plan.instance} completed at ${cib.get(KEY.completedAt) ?? 'an earlier time'}; nothing to create (run pgtwin-migrate teardown to remove its record)`);
+  if (phase === 'finished') {
+    // The record outlives the primitive: a resource re-created with the same id finds its migration ended.
+    throw new OcfError(OCF.ERR_CONFIGURED, `migration ${plan.instance} has ended (phase ${cib.get(KEY.phase)}); to start a new one, run pgtwin-migrate teardown first`);
+  }
+  if (phase === 'cutover' || phase === 'failback') {
+    // A switch was under way (e.g. on a node that failed): the monitor supervises or takes it over.
+    ctx.log.warn(`migration ${plan.instance} is in the middle of a ${phase}; the monitor will see it through`);
     markRunning(ctx, plan);
     return OCF.SUCCESS;
   }
-  if (phase === 'cutover') {
-    // A cutover was under way (e.g. on a node that failed): the monitor supervises or takes it over.
-    ctx.log.warn(`migration ${plan.instance} is in the middle of a cutover; the monitor will see it through`);
+  if (phase === 'reverse') {
+    // The way back runs by itself: a restart or a move creates nothing and copies nothing.
+    setStep('checking the way back');
+    await adoptReverse(plan);
     markRunning(ctx, plan);
+    ctx.log.info(`started in phase reverse: production is on the target, reverse replication of ${plan.cfg.databaseList.length} database(s) runs`);
     return OCF.SUCCESS;
   }
 
@@ -51,7 +61,12 @@ export async function start(ctx: ActionContext): Promise<number> {
 
   const recorded = parseBaseline(cib.get(KEY.databases));
   if (!recorded) {
-    await plan.state.setMany({ [KEY.phase]: 'forward', [KEY.databases]: JSON.stringify(plan.cfg.databaseList), [KEY.startedAt]: new Date().toISOString() });
+    await plan.state.setMany({
+      [KEY.phase]: 'forward',
+      [KEY.databases]: JSON.stringify(plan.cfg.databaseList),
+      [KEY.startedAt]: new Date().toISOString(),
+      [KEY.history]: withEvent(cib.get(KEY.history), 'forward started', `${plan.cfg.databaseList.length} database(s): ${plan.cfg.databaseList.join(', ')}`),
+    });
   } else {
     const d = diffBaseline(recorded, plan.cfg.databaseList);
     if (d.added.length + d.removed.length > 0) {
@@ -71,7 +86,7 @@ export async function start(ctx: ActionContext): Promise<number> {
   results.forEach((r, i) => {
     const o = plan.cfg.objects[i]!;
     if (r.status === 'fulfilled') {
-      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false });
+      updateStateFile(plan.stateDir, o.token, { database: o.database, phase: 'forward', quiesced: false, reverse_prepared: false, ...FORGET_DETAILS });
       return;
     }
     const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
@@ -90,6 +105,17 @@ export async function start(ctx: ActionContext): Promise<number> {
     throw new OcfError(anyTransient ? OCF.ERR_GENERIC : OCF.ERR_CONFIGURED, `${failed[0]}${more}`);
   }
   const created = results.filter((r) => r.status === 'fulfilled' && r.value === 'created').length;
+  setStep('installing the write fences');
+  const fenced = await settleAll(plan.cfg.objects, 8, (o) => installFences(plan, o, 'forward'));
+  const fenceFailure = fenced.findIndex((r) => r.status === 'rejected');
+  if (fenceFailure >= 0) {
+    const o = plan.cfg.objects[fenceFailure]!;
+    const why = (fenced[fenceFailure] as PromiseRejectedResult).reason;
+    throw new OcfError(OCF.ERR_GENERIC, `${JSON.stringify(o.database)}: cannot install the write fence: ${why instanceof Error ? why.message : String(why)}`);
+  }
+  // Just installed as the phase wants them: the monitor need not look at every fence at once.
+  const checkedAt = new Date().toISOString();
+  for (const o of plan.cfg.objects) updateStateFile(plan.stateDir, o.token, { fence_checked_at: checkedAt, fence_checked_phase: 'forward' });
   setStep('waiting for the apply workers');
   await waitForWorkers(plan);
   markRunning(ctx, plan);
@@ -118,4 +144,22 @@ async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
       await c.end().catch(() => undefined);
     }
   });
+}
+
+/** Phase reverse: every reverse subscription must exist on the source (nothing is created or copied here). */
+async function adoptReverse(plan: Plan): Promise<void> {
+  const missing: string[] = [];
+  await settleAll(plan.cfg.objects, 16, async (o) => {
+    const c = await connect(plan.sourcePrimary, o.database, connectOptions(plan));
+    try {
+      const sub = await readSubscription(c, objectsOf(o, 'reverse').sub, await serverMajor(c));
+      if (!sub) missing.push(`${JSON.stringify(o.database)}: reverse subscription ${objectsOf(o, 'reverse').sub} is missing on the source`);
+      else if (!sub.enabled) await setSubscriptionEnabled(c, objectsOf(o, 'reverse').sub, true);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+  if (missing.length > 0) {
+    throw new OcfError(OCF.ERR_GENERIC, `${missing[0]}${missing.length > 1 ? ` (+${missing.length - 1} more)` : ''}; the way back is broken: see pgtwin-migrate status`);
+  }
 }

@@ -1,4 +1,4 @@
-/** `pgtwin-migrate cutover-worker [--recover]`: the detached cutover process. */
+/** `pgtwin-migrate cutover-worker --kind cutover|failback --reservation <lease> [--recover]`: the detached switch process. */
 import { readOcfEnv } from '../../ocf/env';
 import { Logger, setLogger } from '../../ocf/log';
 import { Deadline } from '../../ocf/deadline';
@@ -8,6 +8,11 @@ import { localNodeName } from '../../cluster/attributes';
 import { resolvePlan } from '../plan';
 import { CutoverRun } from './worker';
 import { openCutoverLog } from './cutover-log';
+
+function option(argv: readonly string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
 
 export async function runWorker(argv: readonly string[]): Promise<void> {
   guardExit();
@@ -23,19 +28,20 @@ export async function runWorker(argv: readonly string[]): Promise<void> {
     const plan = await resolvePlan({ cfg, env, log, deadline }, { lenient: true });
     const cutoverLog = openCutoverLog(plan.stateDir);
     log.addSink(cutoverLog.sink);
-    const run = new CutoverRun(plan, await localNodeName(10_000), cutoverLog.path);
+    const kind = option(argv, '--kind') === 'failback' ? 'failback' : 'cutover';
+    const run = new CutoverRun(plan, await localNodeName(10_000), cutoverLog.path, kind, { reservation: option(argv, '--reservation') ?? '' });
     process.on('SIGTERM', () => {
-      log.warn('cutover: stop requested');
+      log.warn(`${kind}: stop requested`);
       run.requestStop();
     });
     try {
       const outcome = argv.includes('--recover') ? await run.recover() : await run.run();
-      log.info(`cutover worker ends: ${outcome}`);
+      log.info(`${kind} worker ends: ${outcome}`);
     } finally {
       await run.close();
     }
   } catch (err) {
-    log.err(`cutover worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    log.err(`switch worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     code = 1;
   }
   await log.flush();

@@ -1,54 +1,77 @@
 /**
- * The cutover's sessions: one per database and side, opened before the
+ * The switch's sessions: one per database and server, opened before the
  * fence (so the read-only window pays no connection cost) and reopened when
- * a server restart ended them. Source sessions lift the read-only default
- * for the agent's own statements.
+ * a server restart ended them. Every backend PID is remembered per server:
+ * the fence and the hand-over recognise the agent's own sessions by PID.
  */
 import type pg from 'pg';
 import type { Plan } from '../plan';
 import type { DatabaseObjects } from '../names';
+import { endpointsOf, type ClusterSide, type Direction } from '../direction';
 import { connect, type Endpoint } from '../../pg/connection';
 
-export type SessionSide = 'source' | 'target' | 'slot';
+const key = (ep: Endpoint) => `${ep.host}:${ep.port}`;
 
 export class Sessions {
   private readonly open = new Map<string, Promise<pg.Client>>();
+  /** Backend PIDs of the agent's sessions, per server (host:port). */
+  private readonly pids = new Map<string, Set<number>>();
 
   constructor(private readonly plan: Plan) {}
 
-  private endpoint(side: SessionSide): Endpoint {
-    return side === 'source' ? this.plan.sourcePrimary : side === 'target' ? this.plan.targetPrimary : this.plan.slotHost;
+  private endpoint(side: ClusterSide): Endpoint {
+    return side === 'source' ? this.plan.sourcePrimary : this.plan.targetPrimary;
   }
 
-  get(o: DatabaseObjects, side: SessionSide): Promise<pg.Client> {
-    // In Promoted mode the slots live on the source primary: one session serves both.
-    if (side === 'slot' && this.plan.slotHost === this.plan.sourcePrimary) side = 'source';
-    const key = `${side}\0${o.database}`;
-    let client = this.open.get(key);
+  /** The session of database `o` on one cluster's primary. */
+  get(o: DatabaseObjects, side: ClusterSide): Promise<pg.Client> {
+    return this.on(this.endpoint(side), o);
+  }
+
+  /** The session where direction `d`'s slots of database `o` live. */
+  slots(o: DatabaseObjects, d: Direction): Promise<pg.Client> {
+    return this.on(endpointsOf(this.plan, d).slots, o);
+  }
+
+  /** Backend PIDs of this agent's sessions on a cluster's primary. */
+  agentPids(side: ClusterSide): number[] {
+    return [...(this.pids.get(key(this.endpoint(side))) ?? [])];
+  }
+
+  private on(ep: Endpoint, o: DatabaseObjects): Promise<pg.Client> {
+    const k = `${key(ep)}\0${o.database}`;
+    let client = this.open.get(k);
     if (!client) {
-      client = connect(this.endpoint(side), o.database, {
+      client = connect(ep, o.database, {
         timeoutMs: 10_000,
         statementTimeoutMs: 60_000,
         applicationName: 'pgtwin-migrate-cutover',
-        settings: side === 'target' ? {} : { default_transaction_read_only: 'off' },
-      }).then((c) => {
-        const forget = () => this.open.delete(key);
+      }).then(async (c) => {
+        const set = this.pids.get(key(ep)) ?? new Set<number>();
+        this.pids.set(key(ep), set);
+        let pid = 0;
+        const forget = () => {
+          if (this.open.get(k) === client) this.open.delete(k);
+          set.delete(pid);
+        };
         c.on('error', forget);
         c.on('end', forget);
+        const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        pid = rows[0]!.pid;
+        set.add(pid);
         return c;
       });
-      client.catch(() => this.open.delete(key));
-      this.open.set(key, client);
+      client.catch(() => this.open.delete(k));
+      this.open.set(k, client);
     }
     return client;
   }
 
-  /** Drops a session that failed, so the next use opens a new one. */
-  forget(o: DatabaseObjects, side: SessionSide): void {
-    const key = `${side === 'slot' && this.plan.slotHost === this.plan.sourcePrimary ? 'source' : side}\0${o.database}`;
-    const c = this.open.get(key);
-    this.open.delete(key);
-    void c?.then((x) => x.end()).catch(() => undefined);
+  /** Drops every session (after a failure), so the next use opens new ones. */
+  forgetAll(): void {
+    const all = [...this.open.values()];
+    this.open.clear();
+    for (const c of all) void c.then((x) => x.end()).catch(() => undefined);
   }
 
   async closeAll(): Promise<void> {

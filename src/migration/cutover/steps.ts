@@ -1,48 +1,92 @@
 /**
- * The cutover's steps (DESIGN §6) and the one rule for a cutover that was
- * interrupted: before the VIP swap it rolls back, from the swap on it rolls
- * forward. The swap writes `swapped` in the same CIB update as the
- * addresses, so the recorded step never lies about which side of the point
- * of no return the cutover is on.
+ * The steps of a switch (cutover or failback, DESIGN §6) and the one rule
+ * for a switch that was interrupted: before the VIP swap it rolls back, from
+ * the swap on it rolls forward. The swap writes `swapped` in the same CIB
+ * update as the addresses, so the recorded step never lies about which side
+ * of the point of no return the switch is on.
  */
-export const STEPS = [
+import type { SwitchKind } from '../direction';
+
+/** The cutover's steps, in order (the back direction is prepared before the fence on PostgreSQL 16+). */
+export const CUTOVER_STEPS = [
   'recheck',
   'prepare-reverse',
   'fence',
   'sync',
   'disable-forward',
   'sequences',
+  'reverse-tables',
   'swap-vip',
   'swapped',
-  'source-read-write',
+  'address',
+  'final-proof',
+  'lift',
   'enable-reverse',
   'drop-forward',
   'complete',
 ] as const;
 
-export type Step = (typeof STEPS)[number];
+/**
+ * The failback's steps: the forward direction is created once the reverse
+ * one is drained (its slot then holds nothing the target already has).
+ */
+export const FAILBACK_STEPS = [
+  'recheck',
+  'fence',
+  'sync',
+  'disable-reverse',
+  'sequences',
+  'prepare-forward',
+  'swap-vip',
+  'swapped',
+  'address',
+  'final-proof',
+  'lift',
+  'enable-forward',
+  'drop-reverse',
+  'complete',
+] as const;
+
+export type CutoverStep = (typeof CUTOVER_STEPS)[number];
+export type FailbackStep = (typeof FAILBACK_STEPS)[number];
+export type Step = CutoverStep | FailbackStep;
+
+/** Every step name either switch records (for metrics and status). */
+export const STEPS: readonly Step[] = [...new Set<Step>([...CUTOVER_STEPS, ...FAILBACK_STEPS])];
 
 export const POINT_OF_NO_RETURN: Step = 'swapped';
 
-export function isStep(s: string | undefined): s is Step {
-  return (STEPS as readonly string[]).includes(s ?? '');
+export function stepsOf(kind: SwitchKind): readonly Step[] {
+  return kind === 'failback' ? FAILBACK_STEPS : CUTOVER_STEPS;
 }
 
-export function pastPointOfNoReturn(step: Step): boolean {
-  return STEPS.indexOf(step) >= STEPS.indexOf(POINT_OF_NO_RETURN);
+export function isStep(s: string | undefined, kind: SwitchKind = 'cutover'): s is Step {
+  return (stepsOf(kind) as readonly string[]).includes(s ?? '');
 }
 
-/** What a worker taking over an interrupted cutover must do. */
-export function recoveryFor(step: string | undefined): 'rollback' | 'roll-forward' | 'nothing' {
-  if (!isStep(step)) return 'rollback';
+export function pastPointOfNoReturn(step: Step, kind: SwitchKind = 'cutover'): boolean {
+  const steps = stepsOf(kind);
+  return steps.indexOf(step) >= steps.indexOf(POINT_OF_NO_RETURN);
+}
+
+/** What a worker taking over an interrupted switch must do. */
+export function recoveryFor(step: string | undefined, kind: SwitchKind = 'cutover'): 'rollback' | 'roll-forward' | 'nothing' {
+  if (!isStep(step, kind)) return 'rollback';
   if (step === 'complete') return 'nothing';
-  return pastPointOfNoReturn(step) ? 'roll-forward' : 'rollback';
+  return pastPointOfNoReturn(step, kind) ? 'roll-forward' : 'rollback';
 }
 
-/** Outcome of the last cutover, as the CIB records it. */
-export type CutoverState = 'running' | 'failed' | 'complete' | 'reset';
+/**
+ * Outcome of the last switch, as the CIB records it:
+ * running  a worker acts (or must be taken over);
+ * blocked  past the swap, the production address does not lead to the new side yet: nothing more happens until it does;
+ * failed   rolled back (or, past the swap, a step that must still be finished keeps failing);
+ * complete done.
+ */
+export type SwitchState = 'running' | 'blocked' | 'failed' | 'complete';
 
 export const CUTOVER_KEY = {
+  kind: 'cutover-kind',
   state: 'cutover-state',
   step: 'cutover-step',
   lease: 'cutover-lease',
@@ -53,26 +97,36 @@ export const CUTOVER_KEY = {
   totalMs: 'cutover-total-ms',
   timings: 'cutover-timings',
   fenceLsn: 'cutover-fence-lsn',
-  /** When the source was made read-only (first write refused). */
+  /** When the old side refused its first write. */
   fencedAt: 'cutover-fenced-at',
-  /** When in-flight transactions were done and the fence position taken: no write is accepted after it. */
+  /** When writes in flight were over and the fence position taken: no write is accepted after it. */
   fenceCompleteAt: 'cutover-fence-complete-at',
+  /** When the new side took its first write (its fence lifted). */
+  liftedAt: 'cutover-lifted-at',
+  swappedAt: 'cutover-swapped-at',
   log: 'cutover-log',
   productionIp: 'vip-production-ip',
   targetIp: 'vip-target-ip',
   reverse: 'reverse-replication',
+  /** cutover_ready must be seen false before another switch may start ("no" right after one ended). */
+  armed: 'cutover-armed',
+  /** Written to learn, after an update that timed out, whether it landed (see ClusterState.barrier). */
+  barrier: 'cutover-barrier',
 } as const;
 
 /**
- * Should a monitor (or reload-agent) start a cutover now? Only when asked,
- * during forward replication, and not after a failure that the operator has
- * not acknowledged by setting cutover_ready to false first.
+ * Should a monitor (or reload-agent) start a switch now? Only when asked,
+ * in phase forward (cutover) or reverse (failback), when none runs, and when
+ * cutover_ready has been seen false since the last one ended (a failed one
+ * is acknowledged that way, and a completed one never runs again by itself).
  */
-export function shouldLaunch(cutoverReady: boolean, phase: string | undefined, state: string | undefined): boolean {
-  return cutoverReady && (phase === undefined || phase === 'forward') && state !== 'running' && state !== 'failed' && state !== 'complete';
+export function shouldLaunch(cutoverReady: boolean, phase: string | undefined, state: string | undefined, armed: string | undefined): boolean {
+  if (!cutoverReady || armed === 'no') return false;
+  if (phase !== undefined && phase !== 'forward' && phase !== 'reverse') return false;
+  return state !== 'running' && state !== 'blocked' && state !== 'failed';
 }
 
-/** Setting cutover_ready=false acknowledges a failed cutover: the next true may run again. */
-export function shouldReset(cutoverReady: boolean, state: string | undefined): boolean {
-  return !cutoverReady && state === 'failed';
+/** Seeing cutover_ready=false arms the next switch (and acknowledges a failed one). */
+export function shouldArm(cutoverReady: boolean, state: string | undefined, armed: string | undefined): boolean {
+  return !cutoverReady && state !== 'running' && state !== 'blocked' && (armed === 'no' || state === 'failed');
 }

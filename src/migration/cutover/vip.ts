@@ -1,103 +1,268 @@
 /**
- * The VIP hand-over (DESIGN §6, step 7 and what must follow it): the
- * addresses read and recorded before the fence, swapped in ONE CIB update
- * with the step `swapped`, then followed until Pacemaker has restarted both
- * VIP resources with their new addresses, and read back.
+ * The production address, handed over (DESIGN §6, "never two writable
+ * clusters"): the two VIP resources' addresses read before the fence, swapped
+ * in ONE conditional CIB update (it applies only while this worker holds the
+ * lease and both addresses are still as read, and records the step
+ * `swapped` with them), then PROVEN to lead to the new side before that side
+ * takes writes: a connection through the address reaches the new side's
+ * server, or Pacemaker reports the new side's VIP resource started with
+ * exactly its configured (swapped) parameters and the old side's stopped or
+ * carrying the other address. No proof, no writes: the switch waits, then
+ * reports itself blocked.
  */
 import { CUTOVER_KEY } from './steps';
 import type { CutoverContext } from './context';
-import { CutoverAbort } from './context';
+import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
-import { readResourcesSection, requireAttribute, setAttributesAtomically, verifyAttributes } from '../../cluster/resources';
-import { readStatus, lastStarts, restartedSince } from '../../cluster/crm-mon';
+import { readResourcesSection, requireAttribute, type AttributeRef } from '../../cluster/resources';
+import { readStatus } from '../../cluster/crm-mon';
+import { runState, lastOperation, readCibStatus, configuredDigest, startedWith, nodesIn } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
+import { connect } from '../../pg/connection';
+import type { ClusterSide } from '../direction';
+
+export interface Addresses {
+  /** The production address, on the old side's VIP resource before the swap. */
+  readonly production: string;
+  /** The other address, on the new side's VIP resource before the swap. */
+  readonly other: string;
+}
 
 export class VipHandOver {
-  private vips: { prod: string; tgt: string } | undefined;
-  /** The VIP resources' latest starts before the swap, to see them take their new addresses. */
-  private startsBefore: Map<string, Map<string, number>> | undefined;
+  private refs: { from: AttributeRef; to: AttributeRef } | undefined;
+  private addresses: Addresses | undefined;
 
   constructor(private readonly ctx: CutoverContext) {}
+
+  /** The VIP resource that goes with one cluster. */
+  resourceOf(side: ClusterSide): string {
+    const { cfg } = this.ctx.plan;
+    return side === 'source' ? cfg.production_vip_resource : cfg.target_vip_resource;
+  }
 
   get configured(): boolean {
     return Boolean(this.ctx.plan.cfg.production_vip_resource && this.ctx.plan.cfg.target_vip_resource);
   }
 
-  /** Both VIP addresses, recorded in the CIB before the fence (the swap then needs no extra write). */
-  async read(): Promise<{ prod: string; tgt: string }> {
+  /** Both addresses, recorded before the fence (the swap then needs no extra read). */
+  async read(): Promise<Addresses> {
     const { cfg } = this.ctx.plan;
+    const { move } = this.ctx;
+    if (!this.configured) {
+      throw new CutoverAbort('production_vip_resource and target_vip_resource must name the two VIP resources: the switch moves the production address between them');
+    }
     const resources = await readResourcesSection(10_000);
-    const prod = requireAttribute(resources, cfg.production_vip_resource, cfg.vip_parameter).value;
-    const tgt = requireAttribute(resources, cfg.target_vip_resource, cfg.vip_parameter).value;
-    if (prod === tgt) throw new CutoverAbort(`${cfg.production_vip_resource} and ${cfg.target_vip_resource} both have ${cfg.vip_parameter}=${prod}; fix the VIP resources`);
-    await this.ctx.record({ [CUTOVER_KEY.productionIp]: prod, [CUTOVER_KEY.targetIp]: tgt });
-    const status = await readStatus(10_000, { operations: true });
-    this.startsBefore = new Map([cfg.production_vip_resource, cfg.target_vip_resource].map((r) => [r, lastStarts(status, r)]));
-    this.vips = { prod, tgt };
-    return this.vips;
+    const from = requireAttribute(resources, this.resourceOf(move.from), cfg.vip_parameter);
+    const to = requireAttribute(resources, this.resourceOf(move.to), cfg.vip_parameter);
+    if (from.value === to.value) throw new CutoverAbort(`${from.resource} and ${to.resource} both have ${cfg.vip_parameter}=${from.value}; fix the VIP resources`);
+    this.refs = { from, to };
+    this.addresses = { production: from.value, other: to.value };
+    this.before = await this.lastDigests().catch(() => undefined);
+    this.ctx.recordInBackground({ [CUTOVER_KEY.productionIp]: from.value, [CUTOVER_KEY.targetIp]: to.value });
+    return this.addresses;
+  }
+
+  /** The addresses as the switch recorded them (after a takeover: from the CIB record). */
+  restore(record: ReadonlyMap<string, string>): void {
+    const production = record.get(CUTOVER_KEY.productionIp);
+    const other = record.get(CUTOVER_KEY.targetIp);
+    if (production && other) this.addresses = { production, other };
   }
 
   /**
-   * The swap is in the CIB; wait until Pacemaker has (re)started both VIP
-   * resources with their new addresses, so the old source no longer answers
-   * on the production address before it takes writes again.
+   * The point of no return: both addresses and the step `swapped` in ONE
+   * CIB update that applies only while this worker holds the lease and both
+   * addresses are still as read; with an order constraint so that, where
+   * the VIP resources restart on an address change, every stop finishes
+   * before any start. An update whose outcome is unknown is resolved by
+   * reading the CIB after a barrier, never assumed.
    */
-  async waitMoved(timeoutMs = 30_000): Promise<void> {
-    const before = this.startsBefore;
-    if (!before) return;
+  async swap(): Promise<void> {
+    const { plan, move } = this.ctx;
+    const { cfg } = plan;
+    if (!this.refs || !this.addresses) await this.read();
+    const { from, to } = this.refs!;
+    const { production, other } = this.addresses!;
+    const order = `<rsc_order id="${xmlEscape(`pgtwin-migrate-${plan.instance}-vip-order`)}" first="${xmlEscape(cfg.production_vip_resource)}" then="${xmlEscape(cfg.target_vip_resource)}" kind="Optional" symmetrical="true"/>`;
+    const swappedAt = new Date().toISOString();
+    const [outcome, lease] = await this.ctx.withLease(async (lease) => [
+      await plan.state.casMany(
+        {
+          [CUTOVER_KEY.step]: 'swapped',
+          [CUTOVER_KEY.swappedAt]: swappedAt,
+          [CUTOVER_KEY.fenceLsn]: this.ctx.fenceLsn,
+          [CUTOVER_KEY.fencedAt]: this.ctx.proof.fencedAt ?? '',
+          [CUTOVER_KEY.fenceCompleteAt]: this.ctx.proof.fenceCompleteAt ?? '',
+        },
+        [{ name: CUTOVER_KEY.lease, value: lease }],
+        {
+        refs: [
+          { ref: from, value: other },
+          { ref: to, value: production },
+        ],
+        constraintsXml: [order],
+        conditions: [
+          { id: from.path[from.path.length - 1]![1], value: production },
+          { id: to.path[to.path.length - 1]![1], value: other },
+        ],
+        },
+      ),
+      lease,
+    ] as const);
+    if (outcome === 'refused') {
+      const record = await plan.state.readAll();
+      if (record.get(CUTOVER_KEY.lease) !== lease) throw new LeaseLost('another worker holds the lease; the swap was not made');
+      throw new CutoverAbort(`${from.resource} or ${to.resource} changed since the switch read them; the swap was not made`);
+    }
+    if (outcome === 'unknown') {
+      this.ctx.log.warn(`${move.kind}: the CIB did not confirm the swap in time; reading it back after a barrier to learn whether it landed`);
+      const record = await plan.state.barrier(CUTOVER_KEY.barrier);
+      const resources = await readResourcesSection(10_000);
+      const nowTo = requireAttribute(resources, to.resource, cfg.vip_parameter).value;
+      if (record.get(CUTOVER_KEY.step) !== 'swapped' || nowTo !== production) {
+        throw new CutoverAbort('the CIB update of the swap did not land (the CIB read back after a barrier shows the old addresses)');
+      }
+    }
+    this.ctx.step = 'swapped';
+    this.ctx.proof.swappedAt = swappedAt;
+    this.ctx.log.info(`${move.kind}: addresses swapped in one CIB update: ${to.resource} now has ${production}, ${from.resource} has ${other}`);
+  }
+
+  /**
+   * Waits until the production address provably leads to the new side (see
+   * the file comment); returns how it was proven, or undefined after
+   * `timeoutMs` without proof.
+   */
+  async awaitAddress(timeoutMs: number): Promise<string | undefined> {
     const until = Date.now() + timeoutMs;
+    let lastWhy = '';
+    let lastReport = 0;
     for (;;) {
-      const status = await readStatus(10_000, { operations: true });
-      const pending = [...before].filter(([rsc, starts]) => !restartedSince(status, rsc, starts)).map(([rsc]) => rsc);
-      if (pending.length === 0) return;
+      const r = await this.proveAddress();
+      if (r.proven) return r.how;
+      lastWhy = r.why;
       if (Date.now() > until) {
-        this.ctx.log.warn(`cutover: ${pending.join(' and ')} did not restart within ${timeoutMs / 1000} s of the swap; making the source read-write anyway`);
-        return;
+        this.ctx.log.err(`${this.ctx.move.kind}: the production address is not proven to lead to the ${this.ctx.move.to}: ${lastWhy}`);
+        return undefined;
+      }
+      if (Date.now() - lastReport > 5_000) {
+        lastReport = Date.now();
+        this.ctx.log.info(`${this.ctx.move.kind}: waiting for the production address to lead to the ${this.ctx.move.to}: ${lastWhy}`);
       }
       await sleep(50);
     }
   }
 
-  /** After the window: the swap reads back as made. */
-  async verify(): Promise<void> {
-    const { cfg } = this.ctx.plan;
-    if (!this.vips || !cfg.production_vip_resource || !cfg.target_vip_resource) return;
-    await verifyAttributes(
-      [
-        { resource: cfg.production_vip_resource, name: cfg.vip_parameter, value: this.vips.tgt },
-        { resource: cfg.target_vip_resource, name: cfg.vip_parameter, value: this.vips.prod },
-      ],
-      10_000,
-    );
+  /** Why the address is not proven yet, in one line (for the blocked state). */
+  async whyNotProven(): Promise<string> {
+    const r = await this.proveAddress();
+    return r.proven ? '' : r.why;
+  }
+
+  /** The VIP resources' last start digests per node before the swap: a changed one shows Pacemaker acted. */
+  private before: { to: Map<string, string>; from: Map<string, string> } | undefined;
+  private lastFullProof = 0;
+
+  private async lastDigests(): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
+    const cib = await readCibStatus(10_000);
+    const digests = (rsc: string) => {
+      const out = new Map<string, string>();
+      for (const node of nodesIn(cib)) {
+        const op = lastOperation(cib, rsc, node);
+        if (op) out.set(node, `${op.operation}:${op.callId}:${op.digest ?? ''}`);
+      }
+      return out;
+    };
+    return { to: digests(this.resourceOf(this.ctx.move.to)), from: digests(this.resourceOf(this.ctx.move.from)) };
   }
 
   /**
-   * The point of no return: both VIP addresses and the step `swapped` in ONE
-   * CIB update, with an order constraint so that, where the VIP resources
-   * restart on an address change, every stop finishes before any start.
+   * One cheap look (one CIB read) at whether Pacemaker has acted on both VIP
+   * resources since the swap; the full proof runs only then (or every 2 s,
+   * to say why it does not hold).
    */
-  async swap(): Promise<void> {
-    const { cfg } = this.ctx.plan;
-    if (!cfg.production_vip_resource || !cfg.target_vip_resource) {
-      this.ctx.log.warn('cutover: production_vip_resource or target_vip_resource is empty; the VIP is not moved (move it yourself)');
-      await this.ctx.plan.state.setMany({ [CUTOVER_KEY.step]: 'swapped', [CUTOVER_KEY.lease]: this.ctx.lease() });
-      this.ctx.step = 'swapped';
-      return;
+  private async pacemakerActed(): Promise<boolean> {
+    if (!this.before) return true;
+    const now = await this.lastDigests();
+    const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
+    return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
+  }
+
+  private async proveAddress(): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+    const full = Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
+    if (full) this.lastFullProof = Date.now();
+    const [net, pcmk] = await Promise.all([
+      this.probe(),
+      full ? this.pacemakerProof() : Promise.resolve({ proven: false as const, why: 'Pacemaker has not restarted the VIP resources yet' }),
+    ]);
+    if (net.reached === 'from') return { proven: false, why: `a connection to ${net.address} still reaches the ${this.ctx.move.from}` };
+    if (net.reached === 'to') return { proven: true, how: `a connection to ${net.address} reached the ${this.ctx.move.to} (system identifier ${net.systemId})` };
+    return pcmk.proven ? { proven: true, how: pcmk.how } : { proven: false, why: pcmk.why };
+  }
+
+  /** Pacemaker's word: the new side's VIP resource started with its swapped address, the old one not carrying it. */
+  private async pacemakerProof(): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+    const { move } = this.ctx;
+    const toRsc = this.resourceOf(move.to);
+    const fromRsc = this.resourceOf(move.from);
+    const status = await readStatus(10_000);
+    const to = runState(status, toRsc);
+    const from = runState(status, fromRsc);
+    if (!to) return { proven: false, why: `${toRsc} is not in the cluster status` };
+    if (!to.managed) return { proven: false, why: `${toRsc} is unmanaged: Pacemaker does not move its address` };
+    if (to.failed || to.blocked) return { proven: false, why: `${toRsc} has failed${to.blocked ? ' and is blocked' : ''}; see crm_mon` };
+    if (to.nodes.length !== 1) return { proven: false, why: `${toRsc} runs on ${to.nodes.length} node(s), not exactly one` };
+    if (from && (!from.managed || from.failed || from.blocked)) return { proven: false, why: `${fromRsc} is ${!from.managed ? 'unmanaged' : 'failed'}: its address is not known to have moved` };
+    const cib = await readCibStatus(10_000);
+    const node = to.nodes[0]!;
+    const toDigest = await configuredDigest(toRsc, node, 10_000);
+    if (!startedWith(lastOperation(cib, toRsc, node), toDigest)) return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
+    for (const n of from?.nodes ?? []) {
+      const digest = await configuredDigest(fromRsc, n, 10_000);
+      if (!startedWith(lastOperation(cib, fromRsc, n), digest)) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
     }
-    const { prod, tgt } = this.vips ?? (await this.read());
-    await this.ctx.recorded();
-    const order = `<rsc_order id="${xmlEscape(`pgtwin-migrate-${this.ctx.plan.instance}-vip-order`)}" first="${xmlEscape(cfg.production_vip_resource)}" then="${xmlEscape(cfg.target_vip_resource)}" kind="Optional" symmetrical="true"/>`;
-    await setAttributesAtomically(
-      [
-        { resource: cfg.production_vip_resource, name: cfg.vip_parameter, value: tgt, expect: prod },
-        { resource: cfg.target_vip_resource, name: cfg.vip_parameter, value: prod, expect: tgt },
-      ],
-      [order],
-      10_000,
-      await this.ctx.plan.state.fragment({ [CUTOVER_KEY.step]: 'swapped', [CUTOVER_KEY.lease]: this.ctx.lease() }),
-      false, // read back after the window (verify)
-    );
-    this.ctx.step = 'swapped';
-    this.ctx.log.info(`cutover: VIPs swapped in one CIB update: ${cfg.target_vip_resource} now has ${prod}, ${cfg.production_vip_resource} has ${tgt}`);
+    return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
+  }
+
+  /** After a probe timed out (the address drops packets), probe again only now and then. */
+  private probeQuietUntil = 0;
+
+  /**
+   * Connects through the production address to the new side's port (as the
+   * agent connects anywhere: its TLS and password rules) and reads the
+   * server's system identifier.
+   */
+  private async probe(): Promise<{ reached: 'to' | 'from' | 'none'; address: string; systemId?: string }> {
+    const { plan, move } = this.ctx;
+    const address = this.addresses?.production ?? '';
+    if (!address || Date.now() < this.probeQuietUntil) return { reached: 'none', address };
+    const ep = move.to === 'target' ? plan.targetPrimary : plan.sourcePrimary;
+    const ids = await this.systemIds();
+    const t0 = Date.now();
+    try {
+      const c = await connect({ ...ep, host: address, role: 'production address' }, this.ctx.dbs[0]!.database, { timeoutMs: 1_000, statementTimeoutMs: 1_000 });
+      try {
+        const { rows } = await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+        const id = rows[0]?.id;
+        return { reached: id === ids.to ? 'to' : id === ids.from ? 'from' : 'none', address, systemId: id };
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    } catch {
+      if (Date.now() - t0 >= 900) this.probeQuietUntil = Date.now() + 5_000;
+      return { reached: 'none', address };
+    }
+  }
+
+  private ids: { from: string; to: string } | undefined;
+
+  private async systemIds(): Promise<{ from: string; to: string }> {
+    if (!this.ids) {
+      const o = this.ctx.dbs[0]!;
+      const q = async (side: ClusterSide) =>
+        (await (await this.ctx.sessions.get(o, side)).query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')).rows[0]!.id;
+      this.ids = { from: await q(this.ctx.move.from), to: await q(this.ctx.move.to) };
+    }
+    return this.ids;
   }
 }

@@ -1,48 +1,79 @@
 /**
- * The cutover worker (DESIGN §6): ONE atomic cutover of every database. It
- * runs detached from the monitor that launched it, records each step and its
- * lease in the CIB, and writes the cutover log. Before the VIP swap any
- * failure rolls back; from the swap on it rolls forward.
+ * The switch worker (DESIGN §6): ONE atomic move of production for every
+ * database — the cutover (source → target) or the failback (target →
+ * source), the same steps read through a Move. It runs detached from the
+ * monitor that launched it, holds a lease in the CIB (compare-and-swap),
+ * records its steps there and writes the cutover log. Before the VIP swap
+ * any failure rolls back; from the swap on it rolls forward, and the new
+ * side takes writes only once the address provably leads there.
  */
+import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { Plan } from '../plan';
 import type { DatabaseObjects } from '../names';
 import type { Logger } from '../../ocf/log';
+import { MOVES, type Move, type SwitchKind } from '../direction';
 import { Sessions } from './sessions';
-import { CutoverAbort, type CutoverContext } from './context';
-import { recheck, fence, waitForSync, disableAndProve, copySequences, dropForward } from './database-steps';
+import { CutoverAbort, LeaseLost, type CutoverContext } from './context';
+import { recheck } from './recheck';
+import { fence, waitForSync, disableAndProve, finalProof, liftFence, endOldSessions, reenableDrain, dropDrain } from './drain';
+import { copySequences } from './carry';
+import { prepareBack, completeBackTables, enableBack, verifyBack, dropBack } from './back';
 import { VipHandOver } from './vip';
-import { prepareReverse, enableReverse, verifyReverse, dropReverse } from './reverse';
-import { STEPS, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, type Step } from './steps';
-import { encodeLease, decodeLease, holderAlive, HEARTBEAT_MS } from './lease';
-import { KEY } from '../cib-state';
+import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, isStep, type Step } from './steps';
+import { encodeLease, decodeLease, processStart, HEARTBEAT_MS, SELF_FENCE_MS, type Lease } from './lease';
+import { newProof, encodeProof, type Proof } from './proof';
+import { KEY, proofKey, withEvent, parseHistory } from '../cib-state';
 import { settleAll, sleep } from '../parallel';
 import { updateStateFile } from '../state-files';
-import { setDefaultReadOnly, sessionsBefore, terminate } from '../../pg/fence';
-import { setSubscriptionEnabled, readSubscription } from '../../pg/subscription';
 import { serverMajor } from '../../pg/server';
-import { setMetaAttribute } from '../../cluster/resources';
 import { setStep } from '../../ocf/watchdog';
 
-export type CutoverOutcome = 'complete' | 'rolled-back' | 'busy' | 'nothing';
+export type CutoverOutcome = 'complete' | 'rolled-back' | 'blocked' | 'busy' | 'superseded' | 'unfinished';
+
+/** Steps between the fence and the lift whose step is not written to the CIB (see runStep). */
+const IN_WINDOW: ReadonlySet<Step> = new Set<Step>(['sync', 'disable-forward', 'disable-reverse', 'sequences', 'reverse-tables', 'prepare-forward', 'swap-vip', 'address', 'final-proof', 'lift']);
+
+/** How long the switch waits for the production address to lead to the new side before it reports itself blocked (at most; sync_timeout if shorter). */
+const ADDRESS_WAIT_MS = 60_000;
+/** How long a step after the swap is retried before the switch reports itself blocked. */
+const RETRY_AFTER_SWAP_MS = 60_000;
+
+export interface RunOptions {
+  /** The reservation the launcher wrote for this worker (the lease value it replaces). */
+  readonly reservation?: string;
+  /** The worker must have ended by then (a stop settling the switch in process); leaves the rest recorded. */
+  readonly budgetEndsAt?: number;
+}
 
 export class CutoverRun implements CutoverContext {
   readonly sessions: Sessions;
-  private readonly vip: VipHandOver;
-  private readonly timings: Record<string, number> = {};
+  readonly vip: VipHandOver;
+  proof: Proof;
+  move: Move;
   step: Step = 'recheck';
   fenceLsn = '';
   fencedAt = 0;
+  private readonly timings: Record<string, number> = {};
   private stopped = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private startedAt = Date.now();
+  private lease: Lease;
+  private lastRenewed = Date.now();
+  private lost: string | undefined;
 
   constructor(
     readonly plan: Plan,
-    private readonly localNode: string,
+    localNode: string,
     private readonly logPath: string,
+    kind: SwitchKind,
+    private readonly opts: RunOptions = {},
   ) {
+    this.move = MOVES[kind];
     this.sessions = new Sessions(plan);
     this.vip = new VipHandOver(this);
+    this.proof = newProof(kind, this.move.from, this.move.to, this.move.drain, plan.cfg.databaseList);
+    this.lease = { node: localNode, pid: process.pid, start: processStart(process.pid) ?? '', nonce: cryptoNonce(), seq: 0 };
   }
 
   get log(): Logger {
@@ -53,7 +84,7 @@ export class CutoverRun implements CutoverContext {
     return this.plan.cfg.objects;
   }
 
-  /** A stop asked the cutover to end: before the swap it rolls back, after it finishes. */
+  /** A stop asked the switch to end: before the swap it rolls back, after it finishes (or leaves the rest recorded). */
   requestStop(): void {
     this.stopped = true;
   }
@@ -62,85 +93,192 @@ export class CutoverRun implements CutoverContext {
     return this.stopped;
   }
 
-  lease(): string {
-    return encodeLease({ node: this.localNode, pid: process.pid, at: Date.now() });
+  // ---------------------------------------------------------------- the lease and the record
+
+  leaseValue(): string {
+    return encodeLease(this.lease);
   }
 
-  // CIB writes go one after the other, in order, even those not waited for.
+  // CIB writes go one after the other, in order, even those not waited for:
+  // each is a compare-and-swap on the lease value current at its turn.
   private cibQueue: Promise<void> = Promise.resolve();
 
-  async record(values: Record<string, string>): Promise<void> {
-    const write = this.cibQueue.then(() => this.plan.state.setMany({ ...values, [CUTOVER_KEY.lease]: this.lease() }));
-    this.cibQueue = write.catch(() => undefined);
-    await write;
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.cibQueue.then(fn);
+    this.cibQueue = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
   }
 
-  /**
-   * A record the cutover need not wait for (a step before the swap: for
-   * recovery, every one of them means "roll back"). Queued behind the others,
-   * so it can never land after the swap's own record.
-   */
+  /** Writes values (a CAS on this worker's lease); LeaseLost when another worker holds it. */
+  async record(values: Record<string, string>): Promise<void> {
+    await this.enqueue(async () => {
+      if (this.lost) throw new LeaseLost(this.lost);
+      const outcome = await this.plan.state.casMany(values, [{ name: CUTOVER_KEY.lease, value: this.leaseValue() }]);
+      if (outcome === 'applied') {
+        this.lastRenewed = Date.now();
+        return;
+      }
+      if (outcome === 'refused') {
+        this.lost = 'another worker holds the lease';
+        throw new LeaseLost(this.lost);
+      }
+      // Unknown: learn whether it landed (the values are ours alone only with the lease; check the lease too).
+      const record = await this.plan.state.barrier(CUTOVER_KEY.barrier);
+      if (record.get(CUTOVER_KEY.lease) !== this.leaseValue()) {
+        this.lost = 'another worker holds the lease';
+        throw new LeaseLost(this.lost);
+      }
+      if (Object.entries(values).some(([k, v]) => record.get(k) !== v)) await this.plan.state.casMany(values, [{ name: CUTOVER_KEY.lease, value: this.leaseValue() }]);
+    });
+  }
+
+  /** A record the switch need not wait for (every step before the swap means "roll back"; after it, "roll forward"). */
   recordInBackground(values: Record<string, string>): void {
-    this.record(values).catch((err: Error) => this.log.warn(`cutover: could not record ${Object.keys(values).join(', ')} in the CIB: ${err.message}`));
+    this.record(values).catch((err: Error) => this.log.warn(`${this.move.kind}: could not record ${Object.keys(values).join(', ')} in the CIB: ${err.message}`));
   }
 
   recorded(): Promise<void> {
     return this.cibQueue;
   }
 
+  /** Renews the lease (sequence + 1) by compare-and-swap. */
+  private renew(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.lost) throw new LeaseLost(this.lost);
+      const next: Lease = { ...this.lease, seq: this.lease.seq + 1 };
+      const outcome = await this.plan.state.casMany({ [CUTOVER_KEY.lease]: encodeLease(next) }, [{ name: CUTOVER_KEY.lease, value: this.leaseValue() }]);
+      if (outcome === 'refused') {
+        this.lost = 'another worker took the lease over';
+        throw new LeaseLost(this.lost);
+      }
+      if (outcome === 'unknown') {
+        const record = await this.plan.state.barrier(CUTOVER_KEY.barrier);
+        const now = record.get(CUTOVER_KEY.lease);
+        if (now !== encodeLease(next) && now !== this.leaseValue()) {
+          this.lost = 'another worker took the lease over';
+          throw new LeaseLost(this.lost);
+        }
+        if (now === this.leaseValue()) return;
+      }
+      this.lease = next;
+      this.lastRenewed = Date.now();
+    });
+  }
+
+  async assertLease(): Promise<void> {
+    await this.renew();
+  }
+
+  withLease<T>(fn: (leaseValue: string) => Promise<T>): Promise<T> {
+    return this.enqueue(async () => {
+      if (this.lost) throw new LeaseLost(this.lost);
+      return fn(this.leaseValue());
+    });
+  }
+
+  /** Stops acting when the lease is another's, or could not be renewed for long enough that others may take over. */
+  private checkLease(): void {
+    if (this.lost) throw new LeaseLost(this.lost);
+    if (Date.now() - this.lastRenewed > SELF_FENCE_MS) {
+      this.lost = `the lease could not be renewed for ${Math.round((Date.now() - this.lastRenewed) / 1000)} s (CIB unreachable?)`;
+      throw new LeaseLost(this.lost);
+    }
+  }
+
   private startHeartbeat(): void {
     this.heartbeat = setInterval(() => {
-      this.plan.state.set(CUTOVER_KEY.lease, this.lease()).catch((err: Error) => this.log.warn(`cutover: lease heartbeat failed: ${err.message}`));
+      this.renew().catch((err: Error) => {
+        if (!(err instanceof LeaseLost)) this.log.warn(`${this.move.kind}: lease renewal failed: ${err.message}`);
+      });
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
   }
 
-  /** Takes the lease, unless a live worker holds it. */
+  /** Takes the lease over from `expected` (the launcher's reservation, or a dead holder's lease). */
   private async acquire(): Promise<boolean> {
-    const cib = await this.plan.state.readAll();
-    const holder = decodeLease(cib.get(CUTOVER_KEY.lease));
-    // pid 0 is the reservation of the launcher that started this very worker.
-    if (cib.get(CUTOVER_KEY.state) === 'running' && holder && holder.pid !== 0 && holder.pid !== process.pid && holderAlive(holder, this.localNode)) {
-      this.log.info(`cutover: a worker (${holder.node}, pid ${holder.pid}) is running; leaving it to finish`);
+    const record = await this.plan.state.readAll();
+    const current = record.get(CUTOVER_KEY.lease) ?? '';
+    const reserved = decodeLease(this.opts.reservation);
+    const held = decodeLease(current);
+    if (this.opts.reservation !== undefined && current !== this.opts.reservation) {
+      this.log.info(`${this.move.kind}: the lease is no longer the reservation this worker was started for (${held ? `held by pid ${held.pid} on ${held.node}` : 'released'}); leaving`);
       return false;
     }
+    if (reserved) this.lease = { ...this.lease, nonce: reserved.nonce };
+    const outcome = await this.plan.state.casMany({ [CUTOVER_KEY.lease]: this.leaseValue() }, [{ name: CUTOVER_KEY.lease, value: current === '' && !record.has(CUTOVER_KEY.lease) ? undefined : current }]);
+    if (outcome !== 'applied') {
+      const now = (await this.plan.state.barrier(CUTOVER_KEY.barrier)).get(CUTOVER_KEY.lease);
+      if (now !== this.leaseValue()) {
+        this.log.info(`${this.move.kind}: another worker took the lease first; leaving`);
+        return false;
+      }
+    }
+    this.lastRenewed = Date.now();
     return true;
   }
 
+  // ---------------------------------------------------------------- steps
+
   private async runStep(step: Step, fn: () => Promise<void>): Promise<void> {
-    if (this.stopRequested && !pastPointOfNoReturn(step)) throw new CutoverAbort('a stop of the resource interrupted the cutover');
+    this.checkLease();
+    if (this.stopRequested && !pastPointOfNoReturn(step, this.move.kind)) throw new CutoverAbort('a stop of the resource interrupted the switch');
     this.step = step;
-    setStep(`cutover ${step}`);
-    if (pastPointOfNoReturn(step)) await this.record({ [CUTOVER_KEY.step]: step });
-    else this.recordInBackground({ [CUTOVER_KEY.step]: step });
+    setStep(`${this.move.kind} ${step}`);
+    // Inside the read-only window every CIB write would queue before the swap's:
+    // there the step is only logged (for recovery any step before the swap means
+    // "roll back", any after it "roll forward"), and the swap records its own.
+    if (!IN_WINDOW.has(step)) this.recordInBackground({ [CUTOVER_KEY.step]: step });
     const t0 = Date.now();
-    this.log.info(`cutover step ${STEPS.indexOf(step) + 1}/${STEPS.length}: ${step}`);
+    const steps = stepsOf(this.move.kind);
+    this.log.info(`${this.move.kind} step ${steps.indexOf(step) + 1}/${steps.length}: ${step}`);
     await fn();
     await this.pauseForFaultInjection(step);
     this.timings[step] = Date.now() - t0;
-    this.log.info(`cutover step ${step} done in ${this.timings[step]} ms`);
+    this.log.info(`${this.move.kind} step ${step} done in ${this.timings[step]} ms`);
   }
 
   /**
    * Fault injection for the test suite: PGTWIN_MIGRATE_TEST_PAUSE_AT=<step>
-   * holds the worker right after that step's work, so a test can kill it
-   * exactly there. Never set in production.
+   * holds the worker right after that step, so a test can kill it there.
+   * Honoured only on the test rig (its marker file, owned by root): a stray
+   * variable on a production node must never leave a cluster fenced.
    */
   private async pauseForFaultInjection(step: Step): Promise<void> {
-    if (process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT !== step) return;
+    const [at, ms] = (process.env.PGTWIN_MIGRATE_TEST_PAUSE_AT ?? '').split(':');
+    if (!at || at !== step) return;
+    if (!onTestRig()) {
+      this.log.warn(`${this.move.kind}: ignoring PGTWIN_MIGRATE_TEST_PAUSE_AT: it works only on the test rig (${TEST_RIG_MARKER})`);
+      return;
+    }
     await this.recorded();
-    this.log.warn(`cutover: paused after step ${step} (PGTWIN_MIGRATE_TEST_PAUSE_AT)`);
-    for (;;) await sleep(1_000);
+    // <step>:<ms> pauses that long and goes on; <step> alone holds the worker until it is killed.
+    this.log.warn(`${this.move.kind}: paused after step ${step} (PGTWIN_MIGRATE_TEST_PAUSE_AT)`);
+    if (ms) await sleep(Number(ms));
+    else for (;;) await sleep(1_000);
+    this.log.warn(`${this.move.kind}: resumed after step ${step}`);
   }
 
   async eachDatabase(what: string, fn: (o: DatabaseObjects) => Promise<void>): Promise<void> {
     const results = await settleAll(this.dbs, 64, fn);
     const failed = results.map((r, i) => [r, this.dbs[i]!] as const).filter(([r]) => r.status === 'rejected');
     if (failed.length === 0) return;
-    for (const [r, o] of failed) this.log.err(`cutover: ${what} failed for ${JSON.stringify(o.database)}: ${(r as PromiseRejectedResult).reason?.message ?? r}`);
+    const lost = failed.find(([r]) => (r as PromiseRejectedResult).reason instanceof LeaseLost);
+    if (lost) throw (lost[0] as PromiseRejectedResult).reason;
+    for (const [r, o] of failed) this.log.err(`${this.move.kind}: ${what} failed for ${JSON.stringify(o.database)}: ${(r as PromiseRejectedResult).reason?.message ?? r}`);
     const [r, o] = failed[0]!;
     const msg = String((r as PromiseRejectedResult).reason?.message ?? 'failed');
     throw new CutoverAbort(`${what}: ${msg.includes(JSON.stringify(o.database)) ? msg : `${JSON.stringify(o.database)}: ${msg}`}`);
+  }
+
+  markState(o: DatabaseObjects, fields: Record<string, boolean | string>): void {
+    try {
+      updateStateFile(this.plan.stateDir, o.token, fields);
+    } catch (err) {
+      this.log.warn(`cannot update the state file of ${JSON.stringify(o.database)}: ${(err as Error).message}`);
+    }
   }
 
   // ---------------------------------------------------------------- the run
@@ -148,163 +286,277 @@ export class CutoverRun implements CutoverContext {
   async run(): Promise<CutoverOutcome> {
     if (!(await this.acquire())) return 'busy';
     this.startedAt = Date.now();
-    await this.record({
-      [CUTOVER_KEY.state]: 'running',
-      [CUTOVER_KEY.step]: 'recheck',
-      [CUTOVER_KEY.startedAt]: new Date(this.startedAt).toISOString(),
-      [CUTOVER_KEY.error]: '',
-      [CUTOVER_KEY.log]: this.logPath,
-    });
-    this.startHeartbeat();
-    this.log.info(`cutover of ${this.dbs.length} database(s) begins: ${this.plan.cfg.databaseList.join(', ')}`);
+    this.proof.startedAt = new Date(this.startedAt).toISOString();
+    const { move } = this;
     try {
-      const sourceMajor = await serverMajor(await this.sessions.get(this.dbs[0]!, 'source'));
-      const reverseEarly = sourceMajor >= 16;
+      await this.record({
+        [CUTOVER_KEY.kind]: move.kind,
+        [CUTOVER_KEY.state]: 'running',
+        [CUTOVER_KEY.step]: 'recheck',
+        [CUTOVER_KEY.startedAt]: this.proof.startedAt,
+        [CUTOVER_KEY.error]: '',
+        [CUTOVER_KEY.log]: this.logPath,
+      });
+    } catch (err) {
+      if (err instanceof LeaseLost) return 'superseded';
+      throw err;
+    }
+    this.startHeartbeat();
+    this.log.info(`${move.kind} of ${this.dbs.length} database(s) begins (${move.from} → ${move.to}): ${this.plan.cfg.databaseList.join(', ')}`);
+    try {
+      const backEarly = move.kind === 'cutover' && (await serverMajor(await this.sessions.get(this.dbs[0]!, move.from))) >= 16;
+      const backStep: Step = move.kind === 'cutover' ? 'prepare-reverse' : 'prepare-forward';
+      const prepare = () => this.eachDatabase(`preparing ${move.back} replication`, (o) => prepareBack(this.plan, this.sessions, o, move.back));
       await this.runStep('recheck', async () => {
         await recheck(this);
-        // Read the VIPs now too: the read-only window should not pay for it.
-        if (this.vip.configured) await this.vip.read();
+        // Read the addresses now too: the read-only window should not pay for it.
+        await this.vip.read();
+        await this.assertLease();
       });
-      if (reverseEarly) await this.runStep('prepare-reverse', () => this.eachDatabase('preparing reverse replication', (o) => prepareReverse(this.plan, this.sessions, o)));
+      if (backEarly) await this.runStep(backStep, prepare);
       await this.runStep('fence', () => fence(this));
       // Sequence values are final once writes are fenced: copy them while the slots catch up.
       const sequences = this.plan.cfg.sequence_sync ? copySequences(this) : Promise.resolve();
       sequences.catch(() => undefined);
       await this.runStep('sync', () => waitForSync(this));
-      await this.runStep('disable-forward', () => disableAndProve(this));
+      await this.runStep(move.kind === 'cutover' ? 'disable-forward' : 'disable-reverse', () => disableAndProve(this));
       if (this.plan.cfg.sequence_sync) await this.runStep('sequences', () => sequences);
-      if (!reverseEarly) await this.runStep('prepare-reverse', () => this.eachDatabase('preparing reverse replication', (o) => prepareReverse(this.plan, this.sessions, o)));
+      if (!backEarly) await this.runStep(backStep, prepare);
+      if (backEarly) {
+        await this.runStep('reverse-tables', () =>
+          this.eachDatabase(`checking the tables of ${move.back} replication`, async (o) => {
+            const added = await completeBackTables(this.plan, this.sessions, o, move.back);
+            if (added.length > 0) this.log.info(`${move.kind}: ${JSON.stringify(o.database)}: ${move.back} replication now covers ${added.join(', ')}`);
+          }),
+        );
+      }
       await this.runStep('swap-vip', () => this.vip.swap());
     } catch (err) {
+      if (err instanceof LeaseLost) {
+        this.log.err(`${move.kind}: ${err.message}; this worker stops here and leaves the switch to the lease holder`);
+        return 'superseded';
+      }
       if (await this.swapLanded()) {
-        this.log.warn(`cutover: ${(err as Error).message}; the VIP swap had already landed, so the cutover rolls forward`);
+        this.log.warn(`${move.kind}: ${(err as Error).message}; the VIP swap had already landed, so the switch rolls forward`);
       } else {
-        await this.rollback((err as Error).message);
-        return 'rolled-back';
+        return this.rollback((err as Error).message);
       }
     }
-    await this.rollForward();
-    return 'complete';
+    return this.rollForward();
   }
 
-  /** Takes over an interrupted cutover and applies the rule to its recorded step. */
+  /** Takes over an interrupted switch and applies the rule to its recorded step. */
   async recover(): Promise<CutoverOutcome> {
     if (!(await this.acquire())) return 'busy';
-    const cib = await this.plan.state.readAll();
-    const step = cib.get(CUTOVER_KEY.step);
-    this.startedAt = Date.parse(cib.get(CUTOVER_KEY.startedAt) ?? '') || Date.now();
-    const what = recoveryFor(step);
-    this.log.warn(`cutover: taking over an interrupted cutover at step ${step ?? '(none)'}: ${what}`);
-    await this.record({ [CUTOVER_KEY.state]: 'running' });
+    const record = await this.plan.state.readAll();
+    const step = record.get(CUTOVER_KEY.step);
+    this.startedAt = Date.parse(record.get(CUTOVER_KEY.startedAt) ?? '') || Date.now();
+    this.proof.startedAt = new Date(this.startedAt).toISOString();
+    this.vip.restore(record);
+    const fencedAt = Date.parse(record.get(CUTOVER_KEY.fencedAt) ?? '');
+    if (Number.isFinite(fencedAt)) {
+      this.fencedAt = fencedAt;
+      this.proof.fencedAt = record.get(CUTOVER_KEY.fencedAt);
+    }
+    this.proof.fenceCompleteAt = record.get(CUTOVER_KEY.fenceCompleteAt);
+    this.proof.fenceLsn = record.get(CUTOVER_KEY.fenceLsn);
+    this.proof.swappedAt = record.get(CUTOVER_KEY.swappedAt);
+    const what = recoveryFor(step, this.move.kind);
+    if (isStep(step, this.move.kind)) this.step = step;
+    this.log.warn(`${this.move.kind}: taking over an interrupted switch at step ${step ?? '(none)'}: ${what}`);
+    try {
+      await this.record({ [CUTOVER_KEY.state]: 'running' });
+    } catch (err) {
+      if (err instanceof LeaseLost) return 'superseded';
+      throw err;
+    }
     this.startHeartbeat();
-    if (what === 'nothing') {
-      await this.complete();
-      return 'complete';
-    }
-    if (what === 'rollback') {
-      await this.rollback(`the cutover worker stopped at step ${step ?? '(none)'} (crash or node loss)`);
-      return 'rolled-back';
-    }
-    this.step = step as Step;
-    await this.rollForward();
-    return 'complete';
+    if (what === 'nothing') return this.complete();
+    if (what === 'rollback') return this.rollback(`the ${this.move.kind} worker stopped at step ${step ?? '(none)'} (crash, stop or node loss)`);
+    return this.rollForward();
   }
 
   async close(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.cibQueue;
     await this.sessions.closeAll();
   }
 
   /** Did the swap's CIB update land (even if the worker failed right after it)? */
   private async swapLanded(): Promise<boolean> {
+    if (this.step === 'swapped') return true;
     try {
-      const step = await this.plan.state.get(CUTOVER_KEY.step);
-      return step !== undefined && recoveryFor(step) !== 'rollback';
-    } catch {
-      return this.step === 'swapped';
+      const record = await this.plan.state.barrier(CUTOVER_KEY.barrier);
+      return recoveryFor(record.get(CUTOVER_KEY.step), this.move.kind) !== 'rollback';
+    } catch (err) {
+      // Nothing can be known: the switch stays as recorded; the monitor decides once the CIB answers.
+      this.log.err(`${this.move.kind}: cannot read the CIB to learn whether the swap landed (${(err as Error).message}); leaving the switch recorded as running for the next monitor`);
+      throw new LeaseLost('the CIB cannot be read');
     }
+  }
+
+  private remainingMs(): number {
+    return this.opts.budgetEndsAt === undefined ? Number.POSITIVE_INFINITY : this.opts.budgetEndsAt - Date.now();
   }
 
   // ---------------------------------------------------------------- after the swap
 
-  private async rollForward(): Promise<void> {
-    const from = STEPS.indexOf(this.step);
-    const at = (s: Step) => from <= STEPS.indexOf(s);
-    const retry = async (step: Step, fn: () => Promise<void>) => {
-      const until = Date.now() + 60_000;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.runStep(step, fn);
-          return true;
-        } catch (err) {
-          if (Date.now() > until) {
-            this.log.err(`cutover: ${step} still failing after ${attempt} attempts: ${(err as Error).message}`);
-            return false;
-          }
-          this.log.warn(`cutover: ${step} failed (${(err as Error).message}); retrying`);
-          for (const o of this.dbs) this.sessions.forget(o, 'source');
-          await sleep(Math.min(5_000, 250 * attempt));
+  /** Retries a step after the swap until it succeeds, or (after RETRY_AFTER_SWAP_MS) returns its error. */
+  private async retry(step: Step, fn: () => Promise<void>): Promise<string | undefined> {
+    const until = Date.now() + Math.min(RETRY_AFTER_SWAP_MS, this.remainingMs() - 2_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.runStep(step, fn);
+        return undefined;
+      } catch (err) {
+        if (err instanceof LeaseLost) throw err;
+        if (Date.now() > until) {
+          this.log.err(`${this.move.kind}: ${step} still failing after ${attempt} attempt(s): ${(err as Error).message}`);
+          return (err as Error).message;
         }
+        this.log.warn(`${this.move.kind}: ${step} failed (${(err as Error).message}); retrying`);
+        this.sessions.forgetAll();
+        await sleep(Math.min(5_000, 250 * attempt));
       }
-    };
-    let reverseOk = true;
-    if (at('source-read-write')) {
-      reverseOk = await retry('source-read-write', async () => {
-        await this.vip.waitMoved();
-        const c = await this.sessions.get(this.dbs[0]!, 'source');
-        // Sessions still on the old source (through the old address, or directly)
-        // would write there once it is read-write: end them, so they reconnect
-        // through the production address, now on the target.
-        const stale = await sessionsBefore(c, new Date(Date.now() + 60_000), this.plan.cfg.databaseList);
-        if (stale.length > 0) this.log.info(`cutover: ending ${stale.length} session(s) of the migrated databases on the source before it takes writes again`);
-        await terminate(c, stale.map((t) => t.pid));
-        await setDefaultReadOnly(c, false);
-        for (const o of this.dbs) this.markState(o, { quiesced: false });
-        if (this.fencedAt > 0) this.timings.window = Date.now() - this.fencedAt;
-        this.log.info(`cutover: the source takes writes again${this.fencedAt > 0 ? `; read-only window ${this.timings.window} ms` : ''}`);
-      });
     }
-    if (at('enable-reverse') && reverseOk) {
-      reverseOk = await retry('enable-reverse', async () => {
-        await this.vip.verify().catch((err: Error) => this.log.err(`cutover: the VIP swap does not read back as made: ${err.message}; check the VIP resources`));
-        await this.eachDatabase('enabling reverse replication', (o) => enableReverse(this.plan, this.sessions, o));
-        await this.eachDatabase('verifying reverse replication', (o) => verifyReverse(this.plan, this.sessions, o, 30_000));
-        for (const o of this.dbs) this.markState(o, { reverse_prepared: true });
-        this.log.info('cutover: reverse replication (target → source) flows in every database');
-      });
-    }
-    if (at('drop-forward')) {
-      await retry('drop-forward', () => dropForward(this));
-    }
-    await this.complete(reverseOk);
   }
 
-  private async complete(reverseOk = true): Promise<void> {
+  private async rollForward(): Promise<CutoverOutcome> {
+    const { move } = this;
+    const steps = stepsOf(move.kind);
+    const from = steps.indexOf(this.step);
+    const at = (s: Step) => from <= steps.indexOf(s);
+    try {
+      if (at('address')) {
+        let how: string | undefined;
+        const failure = await this.retry('address', async () => {
+          const budget = Math.min(ADDRESS_WAIT_MS, this.plan.cfg.sync_timeout * 1000, Math.max(0, this.remainingMs() - 5_000));
+          how = await this.vip.awaitAddress(this.stopRequested ? Math.min(budget, 5_000) : budget);
+        });
+        if (failure || !how) {
+          const why = failure ?? (await this.vip.whyNotProven().catch((err: Error) => err.message));
+          return this.block(
+            `production address not proven to lead to the ${move.to}: ${why}; the ${move.from} stays read-only and the ${move.to} fenced until it does — fix the VIP resource (crm_mon -1), the switch then finishes by itself`,
+          );
+        }
+        this.proof.addressProof = how;
+        this.proof.addressProvenAt = new Date().toISOString();
+        this.log.info(`${move.kind}: ${how}`);
+      }
+      if (at('final-proof')) {
+        const failure = await this.retry('final-proof', () => finalProof(this));
+        if (failure) return this.block(`the final proof failed: ${failure}`);
+      }
+      if (at('lift')) {
+        const failure = await this.retry('lift', async () => {
+          await liftFence(this, move.to);
+          const liftedAt = Date.now();
+          this.proof.firstWriteAt = new Date(liftedAt).toISOString();
+          if (this.fencedAt > 0) {
+            this.proof.windowMs = liftedAt - this.fencedAt;
+            this.timings.window = this.proof.windowMs;
+          }
+          this.recordInBackground({ [CUTOVER_KEY.liftedAt]: this.proof.firstWriteAt });
+          this.log.info(`${move.kind}: the ${move.to} takes writes${this.fencedAt > 0 ? `; read-only window ${this.proof.windowMs} ms` : ''}`);
+          await endOldSessions(this).catch((err: Error) => this.log.warn(`${move.kind}: could not end the old sessions on the ${move.from}: ${err.message}`));
+        });
+        if (failure) return this.block(`the ${move.to} could not be unfenced: ${failure}`);
+      }
+      const enableStep: Step = move.kind === 'cutover' ? 'enable-reverse' : 'enable-forward';
+      if (at(enableStep)) {
+        const failure = await this.retry(enableStep, async () => {
+          await this.eachDatabase(`enabling ${move.back} replication`, (o) => enableBack(this.sessions, o, move.back));
+          await this.eachDatabase(`verifying ${move.back} replication`, (o) => verifyBack(this.plan, this.sessions, o, move.back, 30_000));
+          for (const o of this.dbs) this.markState(o, { reverse_prepared: move.back === 'reverse' });
+          this.log.info(`${move.kind}: ${move.back} replication flows in every database`);
+        });
+        if (failure) return this.block(`${move.back} replication does not flow: ${failure}`);
+      }
+      const dropStep: Step = move.kind === 'cutover' ? 'drop-forward' : 'drop-reverse';
+      if (at(dropStep)) {
+        const failure = await this.retry(dropStep, () => dropDrain(this));
+        if (failure) return this.block(`${move.drain} replication could not be removed: ${failure}`);
+      }
+      return await this.complete();
+    } catch (err) {
+      if (err instanceof LeaseLost) {
+        this.log.err(`${move.kind}: ${err.message}; this worker stops here`);
+        return 'superseded';
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A step after the swap keeps failing: nothing more happens (the old side
+   * stays fenced; the new side is unfenced only once the address is proven),
+   * the state says why, and the next monitor fails with that reason and
+   * tries again. Out of the worker's time budget (a stop), the rest is left
+   * to the next start or monitor.
+   */
+  private async block(reason: string): Promise<CutoverOutcome> {
+    if (this.remainingMs() < 5_000) {
+      this.log.warn(`${this.move.kind}: out of time at step ${this.step}; the next start or monitor finishes the switch`);
+      await this.record({ [CUTOVER_KEY.lease]: '' }).catch(() => undefined);
+      return 'unfinished';
+    }
+    this.log.err(`${this.move.kind} blocked at step ${this.step}: ${reason}`);
+    const record = await this.plan.state.readAll().catch(() => new Map<string, string>());
+    const history = parseHistory(record.get(KEY.history));
+    const last = history[history.length - 1];
+    await this.record({
+      [CUTOVER_KEY.state]: 'blocked',
+      [CUTOVER_KEY.error]: reason.slice(0, 500),
+      [CUTOVER_KEY.lease]: '',
+      // Once per blockage, not at every retry.
+      ...(last?.event === `${this.move.kind} blocked` && last.detail === reason.slice(0, 300) ? {} : { [KEY.history]: withEvent(record.get(KEY.history), `${this.move.kind} blocked`, reason.slice(0, 300)) }),
+    });
+    return 'blocked';
+  }
+
+  private async complete(): Promise<CutoverOutcome> {
+    const { move } = this;
     const ended = Date.now();
     const total = ended - this.startedAt;
+    this.proof.completedAt = new Date(ended).toISOString();
+    this.proof.timings = this.timings;
+    const record = await this.plan.state.readAll();
+    const n = (Number(record.get(KEY.switches)) || 0) + 1;
+    const phase = move.to === 'target' ? 'reverse' : 'forward';
     await this.record({
-      [KEY.phase]: 'complete',
-      [KEY.completedAt]: new Date(ended).toISOString(),
+      [KEY.phase]: phase,
+      [KEY.completedAt]: this.proof.completedAt,
+      [KEY.switches]: String(n),
+      [proofKey(n)]: encodeProof(this.proof),
+      [KEY.history]: withEvent(record.get(KEY.history), `${move.kind} complete`, `read-only window ${this.proof.windowMs ?? '?'} ms, total ${total} ms; steps ${JSON.stringify(this.timings)}`),
       [CUTOVER_KEY.state]: 'complete',
       [CUTOVER_KEY.step]: 'complete',
-      [CUTOVER_KEY.endedAt]: new Date(ended).toISOString(),
+      [CUTOVER_KEY.endedAt]: this.proof.completedAt,
       [CUTOVER_KEY.totalMs]: String(total),
-      [CUTOVER_KEY.windowMs]: String(this.timings.window ?? ''),
+      [CUTOVER_KEY.windowMs]: String(this.proof.windowMs ?? ''),
       [CUTOVER_KEY.timings]: JSON.stringify(this.timings),
-      [CUTOVER_KEY.reverse]: reverseOk ? 'running' : 'failed',
+      [CUTOVER_KEY.reverse]: move.back === 'reverse' ? 'running' : '',
+      [CUTOVER_KEY.armed]: 'no',
+      [CUTOVER_KEY.error]: '',
     });
-    this.log.info(`cutover complete in ${total} ms (read-only window ${this.timings.window ?? '?'} ms); steps: ${JSON.stringify(this.timings)}`);
-    if (!reverseOk) this.log.err('cutover: reverse replication could not be started; failback is not possible until it is fixed (see this log)');
-    await setMetaAttribute(this.plan.instance, 'target-role', 'Stopped', 10_000).catch((err: Error) =>
-      this.log.err(`cutover: could not set target-role=Stopped on ${this.plan.instance}: ${err.message}`),
-    );
+    for (const o of this.dbs) this.markState(o, { phase });
+    await this.record({ [CUTOVER_KEY.lease]: '' }).catch(() => undefined);
+    this.log.info(`${move.kind} complete in ${total} ms (read-only window ${this.proof.windowMs ?? '?'} ms); steps: ${JSON.stringify(this.timings)}; production is on the ${move.to}, phase ${phase}`);
+    return 'complete';
   }
 
   // ---------------------------------------------------------------- rollback
 
-  private async rollback(reason: string): Promise<void> {
-    this.log.err(`cutover failed at step ${this.step}: ${reason}; rolling back`);
-    setStep('cutover rollback');
+  private async rollback(reason: string): Promise<CutoverOutcome> {
+    const { move } = this;
+    this.log.err(`${move.kind} failed at step ${this.step}: ${reason}; rolling back`);
+    setStep(`${move.kind} rollback`);
+    try {
+      await this.assertLease();
+    } catch (err) {
+      this.log.err(`${move.kind}: ${(err as Error).message}; not rolling back: the lease holder does`);
+      return 'superseded';
+    }
     const problems: string[] = [];
     const attempt = async (what: string, fn: () => Promise<void>) => {
       for (let i = 1; i <= 5; i++) {
@@ -312,49 +564,55 @@ export class CutoverRun implements CutoverContext {
           await fn();
           return;
         } catch (err) {
-          if (i === 5) {
+          if (i === 5 || this.remainingMs() < 3_000) {
             problems.push(`${what}: ${(err as Error).message}`);
-            this.log.err(`cutover rollback: ${what} failed: ${(err as Error).message}`);
+            this.log.err(`${move.kind} rollback: ${what} failed: ${(err as Error).message}`);
             return;
           }
-          for (const o of this.dbs) {
-            this.sessions.forget(o, 'source');
-            this.sessions.forget(o, 'target');
-            this.sessions.forget(o, 'slot');
-          }
+          this.sessions.forgetAll();
           await sleep(500 * i);
         }
       }
     };
-    await attempt('making the source read-write', async () => {
-      await setDefaultReadOnly(await this.sessions.get(this.dbs[0]!, 'source'), false);
-      for (const o of this.dbs) this.markState(o, { quiesced: false });
-    });
-    await attempt('removing reverse replication', () => this.eachDatabase('removing reverse replication', (o) => dropReverse(this.plan, this.sessions, o)));
-    await attempt('re-enabling forward replication', () =>
-      this.eachDatabase('re-enabling forward replication', async (o) => {
-        const target = await this.sessions.get(o, 'target');
-        const sub = await readSubscription(target, o.forwardSub, await serverMajor(target));
-        if (sub && !sub.enabled) await setSubscriptionEnabled(target, o.forwardSub, true);
-        this.markState(o, { reverse_prepared: false });
-      }),
-    );
-    const error = problems.length > 0 ? `${reason} (rollback incomplete: ${problems[0]})` : reason;
+    // First and foremost: the old side takes writes again.
+    await attempt(`lifting the write fence on the ${move.from}`, () => liftFence(this, move.from));
+    await attempt(`removing ${move.back} replication`, () => this.eachDatabase(`removing ${move.back} replication`, (o) => dropBack(this.sessions, o, move.back)));
+    await attempt(`re-enabling ${move.drain} replication`, () => reenableDrain(this));
+    for (const o of this.dbs) this.markState(o, { reverse_prepared: false });
+    const error =
+      problems.length > 0
+        ? `${reason} (rollback incomplete: ${problems[0]}; the monitor retries it)`
+        : reason;
+    const record = await this.plan.state.readAll().catch(() => new Map<string, string>());
     await this.record({
       [CUTOVER_KEY.state]: 'failed',
       [CUTOVER_KEY.step]: `rolled-back-at-${this.step}`,
       [CUTOVER_KEY.error]: error.slice(0, 500),
       [CUTOVER_KEY.endedAt]: new Date().toISOString(),
       [CUTOVER_KEY.timings]: JSON.stringify(this.timings),
-    });
-    this.log.err(`cutover rolled back: the source takes writes, forward replication runs again, VIPs untouched. Set cutover_ready=false, fix the cause, then true again to retry.`);
+      [CUTOVER_KEY.armed]: 'no',
+      [KEY.history]: withEvent(record.get(KEY.history), `${move.kind} rolled back`, error.slice(0, 300)),
+    }).catch((err: Error) => this.log.err(`${move.kind}: could not record the rollback: ${err.message}`));
+    await this.record({ [CUTOVER_KEY.lease]: '' }).catch(() => undefined);
+    this.log.err(
+      `${move.kind} rolled back: the ${move.from} takes writes, ${move.drain} replication runs again, addresses untouched. Set cutover_ready=false, fix the cause, then true again to retry.`,
+    );
+    return 'rolled-back';
   }
+}
 
-  markState(o: DatabaseObjects, fields: Record<string, boolean>): void {
-    try {
-      updateStateFile(this.plan.stateDir, o.token, fields);
-    } catch (err) {
-      this.log.warn(`cannot update the state file of ${JSON.stringify(o.database)}: ${(err as Error).message}`);
-    }
+function cryptoNonce(): string {
+  return randomUUID();
+}
+
+/** The file the test rig creates (root-owned) so that fault injection works there and nowhere else. */
+export const TEST_RIG_MARKER = '/run/pgtwin-migrate-test-rig';
+
+function onTestRig(): boolean {
+  try {
+    const st = statSync(TEST_RIG_MARKER);
+    return st.isFile() && st.uid === 0 && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
   }
 }

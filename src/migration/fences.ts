@@ -1,0 +1,97 @@
+/**
+ * The write fences as the phase wants them (DESIGN §6 "never two writable
+ * clusters", §6b): in phase forward the source takes writes and the target
+ * refuses them (only replication writes there); in phase reverse the other
+ * way round. Start installs them; the monitor checks them (each database
+ * about once a minute, all at once after a switch that could not finish its
+ * rollback) and repairs a fence left in the wrong state when no switch runs.
+ */
+import type { Plan } from './plan';
+import { connectOptions } from './plan';
+import type { DatabaseObjects } from './names';
+import type { ClusterSide } from './direction';
+import { withClient } from '../pg/connection';
+import { fenceState, installFence, installFenceFunctions, fence, lift } from '../pg/fence';
+import { settleAll, sleep } from './parallel';
+import { sqlState } from '../pg/errors';
+
+export type SteadyPhase = 'forward' | 'reverse';
+
+/** Should this side be fenced in this phase? */
+export function fencedIn(phase: SteadyPhase, side: ClusterSide): boolean {
+  return phase === 'forward' ? side === 'target' : side === 'source';
+}
+
+/**
+ * Installs the fence of one database on both sides in the phase's state.
+ * Creating a trigger takes a short lock on each table: on a busy production
+ * table that waits for writes in flight, so it is retried a few times.
+ */
+export async function installFences(plan: Plan, o: DatabaseObjects, phase: SteadyPhase): Promise<void> {
+  for (const side of ['source', 'target'] as const) {
+    const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
+    await withClient(ep, o.database, connectOptions(plan, 60_000), async (c) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await installFence(c, fencedIn(phase, side), 2_000);
+          return;
+        } catch (err) {
+          if (!['55P03', '40P01'].includes(sqlState(err) ?? '') || attempt >= 8) throw err;
+          await sleep(250 * attempt);
+        }
+      }
+    });
+  }
+}
+
+/** Only the functions and event triggers (before a schema copy onto the target needs them). */
+export async function installFenceObjects(plan: Plan, o: DatabaseObjects, side: ClusterSide): Promise<void> {
+  const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
+  await withClient(ep, o.database, connectOptions(plan), (c) => installFenceFunctions(c));
+}
+
+export interface FenceProblem {
+  readonly database: string;
+  readonly side: ClusterSide;
+  /** One line: what was found, and whether it was repaired. */
+  readonly message: string;
+  readonly repaired: boolean;
+}
+
+/**
+ * Checks the fences of these databases against the phase and repairs what
+ * is wrong (a repair that fails is reported unrepaired).
+ */
+export async function checkFences(plan: Plan, phase: SteadyPhase, objects: readonly DatabaseObjects[]): Promise<FenceProblem[]> {
+  const problems: FenceProblem[] = [];
+  await settleAll(objects, 8, async (o) => {
+    for (const side of ['source', 'target'] as const) {
+      const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
+      const want = fencedIn(phase, side);
+      const db = JSON.stringify(o.database);
+      try {
+        await withClient(ep, o.database, connectOptions(plan), async (c) => {
+          const state = await fenceState(c);
+          if (state && state.fenced === want && state.strays.length === 0) return;
+          const what = !state
+            ? 'has no write fence installed'
+            : state.fenced !== want
+              ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
+              : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
+          try {
+            if (!state) await installFence(c, want, 2_000);
+            else if (want) await fence(c, { quiesceMs: plan.cfg.quiesce_timeout * 1000, agentPids: [], onEnd: () => undefined });
+            else await lift(c, 2_000);
+            plan.log.warn(`${db} on the ${side} ${what}; repaired`);
+            problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}; repaired`, repaired: true });
+          } catch (err) {
+            problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}, and the repair failed: ${(err as Error).message}`, repaired: false });
+          }
+        });
+      } catch (err) {
+        problems.push({ database: o.database, side, message: `${db} on the ${side}: cannot check the write fence: ${(err as Error).message}`, repaired: false });
+      }
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,140 @@
+/**
+ * finish (DESIGN §6b): ends the way back deliberately, in phase reverse
+ * only. Drops the reverse subscriptions (and through them their slots on
+ * the target), publications, DDL triggers, the write fences and the
+ * agent's schema on both clusters; checks that nothing of the migration is
+ * left on either (remote slots included); then records the migration
+ * finished in the CIB and stops the resource. Whatever cannot be reached is
+ * reported, and finish can simply run again. After it, the old source takes
+ * writes again: it is no longer part of anything.
+ */
+import type pg from 'pg';
+import type { Plan } from './plan';
+import { connectOptions } from './plan';
+import type { DatabaseObjects } from './names';
+import { objectsOf } from './direction';
+import { KEY, phaseOf, withEvent } from './cib-state';
+import { CUTOVER_KEY } from './cutover/steps';
+import { settleAll } from './parallel';
+import { removeStateFiles } from './state-files';
+import { connect, describe, type Endpoint } from '../pg/connection';
+import { classify } from '../pg/errors';
+import { dropPublication } from '../pg/publication';
+import { dropSubscription } from '../pg/subscription';
+import { dropSlot } from '../pg/slots';
+import { dropCaptureTrigger, dropAgentSchema } from '../pg/ddl-replication';
+import { removeFence } from '../pg/fence';
+import { OCF, OcfError } from '../ocf/exit-codes';
+import { setMetaAttribute } from '../cluster/resources';
+
+export interface FinishReport {
+  readonly removed: string[];
+  /** What could not be removed (unreachable, or still there when checked), one line each. */
+  readonly leftovers: string[];
+  readonly finished: boolean;
+}
+
+async function onSide(plan: Plan, ep: Endpoint, db: string, fn: (c: pg.Client) => Promise<void>): Promise<string | undefined> {
+  let c: pg.Client | undefined;
+  try {
+    c = await connect(ep, db, connectOptions(plan, 15_000));
+    await fn(c);
+    return undefined;
+  } catch (err) {
+    return classify(err, describe(ep, db)).message;
+  } finally {
+    await c?.end().catch(() => undefined);
+  }
+}
+
+/** The migration's objects still present in one database of one cluster (for the "nothing left" check). */
+export async function remnants(c: pg.Client): Promise<string[]> {
+  const { rows } = await c.query<{ n: string }>(
+    `SELECT 'publication ' || pubname AS n FROM pg_publication WHERE pubname LIKE 'pgtwin\\_migrate%'
+     UNION ALL SELECT 'subscription ' || subname FROM pg_subscription
+      WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND subname LIKE 'pgtwin\\_migrate%'
+     UNION ALL SELECT 'slot ' || slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgtwin\\_migrate%' AND database = current_database()
+     UNION ALL SELECT 'event trigger ' || evtname FROM pg_event_trigger WHERE evtname LIKE 'pgtwin\\_migrate%' OR evtname LIKE 'replicate\\_ddl\\_to\\_%'
+     UNION ALL SELECT 'trigger pgtwin_migrate_fence on ' || tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'pgtwin_migrate_fence'
+     UNION ALL SELECT 'schema ' || nspname FROM pg_namespace WHERE nspname = 'pgtwin_migrate'`,
+  );
+  return rows.map((r) => r.n);
+}
+
+async function finishDatabase(plan: Plan, o: DatabaseObjects, report: { removed: string[]; leftovers: string[] }): Promise<void> {
+  const q = JSON.stringify(o.database);
+  const rev = objectsOf(o, 'reverse');
+  const fwd = objectsOf(o, 'forward');
+  const fail = (what: string, why: string | undefined) => {
+    if (why) report.leftovers.push(`${q}: ${what}: ${why}`);
+  };
+  // The subscription first, while its publisher can be reached: dropping it drops its slot there.
+  fail(
+    `subscription ${rev.sub} on the source`,
+    await onSide(plan, plan.sourcePrimary, o.database, async (c) => {
+      const r = await dropSubscription(c, rev.sub, describe(plan.sourcePrimary, o.database));
+      if (r.dropped) report.removed.push(`${q}: subscription ${rev.sub} (source)`);
+      if (r.remoteSlotLeft) plan.log.warn(`finish: ${q}: slot ${r.remoteSlotLeft} was left on the target (${r.publisherError}); dropping it by name`);
+    }),
+  );
+  for (const [side, ep] of [['target', plan.targetPrimary], ['source', plan.sourcePrimary]] as const) {
+    fail(
+      `the migration's objects on the ${side}`,
+      await onSide(plan, ep, o.database, async (c) => {
+        const names = side === 'target' ? rev : fwd;
+        if (await dropPublication(c, names.pub)) report.removed.push(`${q}: publication ${names.pub} (${side})`);
+        if (side === 'target' && (await dropSlot(c, rev.slot))) report.removed.push(`${q}: slot ${rev.slot} (target)`);
+        for (const t of [rev.ddlTrigger, fwd.ddlTrigger]) if (await dropCaptureTrigger(c, t)) report.removed.push(`${q}: event trigger ${t} (${side})`);
+        if (await removeFence(c, 10_000)) report.removed.push(`${q}: write fence (${side})`);
+        if (await dropAgentSchema(c)) report.removed.push(`${q}: schema pgtwin_migrate (${side})`);
+        for (const r of await remnants(c)) report.leftovers.push(`${q}: ${r} still on the ${side}`);
+      }),
+    );
+  }
+}
+
+export async function finish(plan: Plan): Promise<FinishReport> {
+  const record = await plan.state.readAll();
+  const phase = phaseOf(record);
+  if (phase === 'finished') return { removed: [], leftovers: [], finished: true };
+  if (phase !== 'reverse') {
+    const why =
+      phase === 'cutover' || phase === 'failback'
+        ? `a ${phase} is running; let it end first (pgtwin-migrate status)`
+        : `production is still on the source (phase ${phase ?? 'forward'}): finish ends the way back after a cutover; to abandon the migration use pgtwin-migrate teardown`;
+    throw new OcfError(OCF.ERR_CONFIGURED, `cannot finish migration ${plan.instance}: ${why}`);
+  }
+  const report = { removed: [] as string[], leftovers: [] as string[] };
+  await settleAll(plan.cfg.objects, 8, (o) => finishDatabase(plan, o, report));
+  for (const r of report.removed) plan.log.info(`finish: removed ${r}`);
+  if (report.leftovers.length > 0) {
+    for (const l of report.leftovers) plan.log.warn(`finish: not removed: ${l}`);
+    return { ...report, finished: false };
+  }
+  const now = new Date().toISOString();
+  await plan.state.setMany({
+    [KEY.phase]: 'finished',
+    [KEY.finishedAt]: now,
+    [KEY.history]: withEvent(record.get(KEY.history), 'finished', `the way back removed from ${plan.cfg.objects.length} database(s) on both clusters`),
+    [CUTOVER_KEY.reverse]: '',
+  });
+  removeStateFiles(plan.stateDir, plan.cfg.objects.map((o) => o.token));
+  await setMetaAttribute(plan.instance, 'target-role', 'Stopped', 10_000).catch((err: Error) =>
+    plan.log.warn(`finish: could not stop ${plan.instance} (${err.message}); stop it yourself: crm resource stop ${plan.instance}`),
+  );
+  plan.log.info(`migration ${plan.instance} finished: nothing of it is left on either cluster; the resource stops`);
+  return { ...report, finished: true };
+}
+
+/** finish=true (reload-agent, monitor): finishes in phase reverse, says why not otherwise. */
+export async function finishWhenAsked(plan: Plan): Promise<FinishReport | undefined> {
+  const phase = phaseOf(await plan.state.readAll());
+  if (phase !== 'reverse') {
+    if (phase !== 'finished') plan.log.warn(`finish=true is ignored in phase ${phase ?? 'forward'}: it ends the way back after a completed cutover`);
+    return undefined;
+  }
+  plan.log.info('finish=true: ending the way back');
+  const report = await finish(plan);
+  if (!report.finished) plan.log.warn(`finish: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor tries again`);
+  return report;
+}
