@@ -317,6 +317,10 @@ node_init() {
   chmod 0750 /run/crm
   chown postgres:postgres /run/postgresql
   chmod 2775 /run/postgresql
+  # The agent honours its fault-injection hook (PGTWIN_MIGRATE_TEST_PAUSE_AT)
+  # only where this root-owned marker exists: a test rig, never production.
+  # The node's /run is its own, so every node gets it at boot.
+  install -m 0644 /dev/null /run/pgtwin-migrate-test-rig
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
   mount --bind "$nd/corosync-etc" /etc/corosync
   mount --bind "$nd/corosync-lib" /var/lib/corosync
