@@ -155,7 +155,8 @@ export class VipHandOver {
 
   /** Why the address is not proven yet, in one line (for the blocked state). */
   async whyNotProven(): Promise<string> {
-    const r = await this.proveAddress();
+    // The full look: between two full proofs the cheap one only says Pacemaker has not acted, not why.
+    const r = await this.proveAddress(true);
     return r.proven ? '' : r.why;
   }
 
@@ -188,8 +189,8 @@ export class VipHandOver {
     return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
   }
 
-  private async proveAddress(): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
-    const full = Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
+  private async proveAddress(force = false): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+    const full = force || Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
     if (full) this.lastFullProof = Date.now();
     const [net, pcmk] = await Promise.all([
       this.probe(),
