@@ -257,7 +257,9 @@ export async function waitRunningElsewhere(resource: string, notOn: string, time
 
 /** Whether Pacemaker has fenced `node` since `since` (stonith_admin's history). */
 export async function fencedSince(node: string, since: number): Promise<boolean> {
-  const r = await onNode(await anyNode([node]), ['stonith_admin', '--history', node, '--output-as=xml']);
+  // --verbose: every event. Without it stonith_admin 2.1.5 prints one successful event per target,
+  // not always the latest (after a second fencing of a node it still showed the first).
+  const r = await onNode(await anyNode([node]), ['stonith_admin', '--history', node, '--verbose', '--output-as=xml']);
   const doc = parseXml(r.stdout);
   return findAll(doc, (e) => e.tag === 'fence_event' && e.attrs.target === node && e.attrs.status === 'success').some((e) => {
     const t = Date.parse(e.attrs.completed ?? '');
@@ -423,4 +425,106 @@ export async function setManaged(resource: string, managed: boolean): Promise<vo
 /** Failed actions Pacemaker shows for a resource (their exit reasons). */
 export async function failuresOf(resource: string): Promise<string[]> {
   return findAll(await crmMon(), (e) => e.tag === 'failure' && (e.attrs.op_key ?? '').startsWith(`${resource}_`)).map((f) => f.attrs.exitreason ?? f.attrs.exitstatus ?? '');
+}
+
+// ------------------------------------------------------------------ writes and fences
+
+/** A node's own address (a client that bypasses the production address connects there). */
+export function nodeAddress(node: string): string {
+  const n = clusterRig().nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`no node ${node} in the cluster rig`);
+  return n.address;
+}
+
+/**
+ * Does the application role get a write into `table` on this node's server
+ * (true), or is it refused as read-only, SQLSTATE 25006 (false)? Through the
+ * node's socket, in a transaction that is rolled back: nothing stays.
+ */
+export async function takesWrites(node: string, database: string, table = 'w_log'): Promise<boolean> {
+  const c = await nodeClient(node, database, clusterRig().appUser);
+  try {
+    await c.query('BEGIN READ WRITE');
+    await c.query(`INSERT INTO ${ident(table)} (token, note) VALUES (gen_random_uuid(), 'probe')`);
+    await c.query('ROLLBACK');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '25006') return false;
+    throw err;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Until the migration's record satisfies `pred`; returns it. */
+export async function waitRecord(id: string, what: string, pred: (r: Record<string, string>) => boolean, timeoutMs: number): Promise<Record<string, string>> {
+  return waitFor(`${id}: ${what}`, async () => {
+    const r = await migrationRecord(id).catch(() => undefined);
+    return r && pred(r) ? r : undefined;
+  }, timeoutMs, 1000);
+}
+
+// ------------------------------------------------------------------ fault injection in a switch
+
+/** The cutover log on a node (the agent's state directory is the source's pghome there). */
+export async function cutoverLog(node: string): Promise<string> {
+  return (await onNode(node, ['cat', `${clusterRig().pgHome}/.pgtwin_migrate_cutover.log`], 15_000)).stdout;
+}
+
+/** The resource's instance attributes as the CIB holds them. */
+async function resourceParams(id: string): Promise<Record<string, string>> {
+  const xml = await onNodeOk(await anyNode(), ['cibadmin', '--query', '--xpath', `//primitive[@id='${id}']`]);
+  const rsc = parseXml(xml);
+  const attrs = findAll(rsc, (e) => e.tag === 'nvpair' && e.parent?.tag === 'instance_attributes');
+  return Object.fromEntries(attrs.map((n) => [n.attrs.name ?? '', n.attrs.value ?? '']));
+}
+
+/**
+ * Starts a switch on the node that runs the migration resource, with the
+ * worker told to hold after `step` (PGTWIN_MIGRATE_TEST_PAUSE_AT; the agent
+ * honours it only where the rig's marker /run/pgtwin-migrate-test-rig
+ * exists). Pacemaker gives its agents no per-operation environment, so the
+ * reload-agent that launches the worker is run on that node by hand, with
+ * the resource's parameters from the CIB and cutover_ready=true, the way
+ * Pacemaker's executor would; then cutover_ready=true is set in the CIB too
+ * (Pacemaker's own reload sees the switch running and starts nothing). Only
+ * this worker has the variable: a worker that takes over on another node
+ * does not pause. Returns the node once the worker holds there.
+ */
+export async function startSwitchPausedAfter(id: string, step: string, kind: 'cutover' | 'failback' = 'cutover'): Promise<string> {
+  const node = runningOn(await crmMon(), id);
+  if (!node) throw new Error(`${id} runs nowhere`);
+  const t0 = Date.now();
+  const params = { ...(await resourceParams(id)), cutover_ready: 'true' };
+  const env = [
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+    'LC_ALL=C',
+    'OCF_ROOT=/usr/lib/ocf',
+    'OCF_RA_VERSION_MAJOR=1',
+    'OCF_RA_VERSION_MINOR=1',
+    `OCF_RESOURCE_INSTANCE=${id}`,
+    'OCF_RESOURCE_TYPE=pgtwin-migrate',
+    'OCF_RESOURCE_PROVIDER=heartbeat',
+    'OCF_RESKEY_CRM_meta_timeout=60000',
+    'OCF_RESKEY_CRM_meta_interval=0',
+    'HA_RSCTMP=/run/resource-agents',
+    `PGTWIN_MIGRATE_TEST_PAUSE_AT=${step}`,
+    ...Object.entries(params).map(([k, v]) => `OCF_RESKEY_${k}=${v}`),
+  ];
+  const r = await onNode(node, ['env', '-i', ...env, NODE_AGENT, 'reload-agent'], 120_000);
+  if (r.code !== 0) throw new Error(`reload-agent on ${node} exited ${r.code}: ${r.stderr}`);
+  await onNodeOk(node, ['crm_resource', '--resource', id, '--set-parameter', 'cutover_ready', '--parameter-value', 'true']);
+  const until = Date.now() + 300_000;
+  for (;;) {
+    // One log per switch, each line stamped: this switch's pause, not an earlier one's.
+    const log = (await cutoverLog(node)).split('\n');
+    if (log.some((l) => l.includes(`${kind}: paused after step ${step} `) && Date.parse(l.slice(0, 24)) >= t0 - 1000)) break;
+    const rec = await migrationRecord(id).catch(() => undefined);
+    if (rec?.['cutover-state'] === 'failed' || rec?.['cutover-state'] === 'complete') {
+      throw new Error(`the ${kind} ended (${rec['cutover-state']}) before it reached ${step}: ${rec['cutover-error'] ?? ''}\n${log.slice(-30).join('\n')}`);
+    }
+    if (Date.now() > until) throw new Error(`the ${kind} worker on ${node} did not hold after ${step} within 300 s:\n${log.slice(-30).join('\n')}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return node;
 }
