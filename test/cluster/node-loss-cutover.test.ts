@@ -16,7 +16,9 @@
  *   the writes, the old source fenced and fed by reverse replication, nothing
  *   lost.
  *
- * Never two writable clusters, in either case.
+ * Never two writable clusters, in either case: a second writer bypasses the
+ * production address, straight to the primary that must refuse writes (the
+ * target before the swap, the source after it).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -39,11 +41,13 @@ import {
   takesWrites,
   vipIp,
   whoAnswers,
+  nodeAddress,
 } from '../support/cluster';
 import {
   createLoadDatabases,
   allDatabases,
   startLoad,
+  startBypassWriter,
   systemIdentifier,
   waitAcknowledgedBy,
   expectWritesOn,
@@ -55,12 +59,14 @@ import {
   outages,
   type Load,
 } from '../support/cluster-load';
+import type { ClientProcess, WriteRecord } from '../support/load/clients.mjs';
 
 const ID = 'cl-node-loss-cut';
 const DBS = { writer: ['cl_nc_app'], bank: 'cl_nc_bank' };
 
 describe('the node running the migration is powered off during the cutover', () => {
   let load: Load | undefined;
+  let bypass: ClientProcess<WriteRecord> | undefined;
 
   beforeEach(async () => {
     await heal();
@@ -70,7 +76,8 @@ describe('the node running the migration is powered off during the cutover', () 
   });
   afterEach(async () => {
     await load?.stop().catch(() => undefined);
-    load = undefined;
+    await bypass?.stop().catch(() => undefined);
+    load = bypass = undefined;
     await removeMigration(ID);
     await dropDatabases(allDatabases(DBS));
   });
@@ -93,6 +100,8 @@ describe('the node running the migration is powered off during the cutover', () 
     await waitStreaming(ID, allDatabases(DBS));
     const source = await systemIdentifier('source');
     load = startLoad('node-loss-cutover-before', DBS);
+    // The target is fenced in phase forward and stays so: it must refuse this writer throughout.
+    bypass = startBypassWriter('node-loss-cutover-before', DBS, nodeAddress(await primaryOf('target')));
     await waitAcknowledgedBy(load, source, 40);
 
     const { now, t0 } = await loseWorkerNodeAfter('sync');
@@ -112,16 +121,19 @@ describe('the node running the migration is powered off during the cutover', () 
     expect(await takesWrites(await primaryOf('source'), DBS.writer[0]!), 'the source after the rollback').toBe(true);
     expect(await takesWrites(await primaryOf('target'), DBS.writer[0]!), 'the target after the rollback').toBe(false);
     const { writes, bench } = await load.stop();
-    load = undefined;
-    console.log(`cluster node loss in the cutover (before the swap): ${describeLoad(writes, bench)}`);
+    const bypassed = await bypass.stop();
+    load = bypass = undefined;
+    console.log(`cluster node loss in the cutover (before the swap): ${describeLoad(writes, bench)}; writer bypassing to the target: ${describeLoad(bypassed, [])}`);
 
-    // Only the source took writes; every acknowledged one is there, and on the target through forward replication.
+    // Only the source took writes (the bypassing writer none: the target refused them all); every acknowledged one is there, and on the target through forward replication.
     expect(Object.keys(writerSummary(writes).byCluster)).toEqual([source]);
+    expect(writerSummary(bypassed).acknowledged).toBe(0);
+    expect(bypassed.filter((w) => w.sqlstate === '25006').length).toBeGreaterThan(0);
     expect(twoWritableClusters(writes)).toEqual([]);
-    await expectWritesOn('source', writes, DBS);
+    await expectWritesOn('source', [...writes, ...bypassed], DBS);
     await expectPgbenchOn('source', bench, DBS.bank);
     await waitSameRows('source', 'target', DBS);
-    await expectWritesOn('target', writes, DBS);
+    await expectWritesOn('target', [...writes, ...bypassed], DBS);
     await expectPgbenchOn('target', bench, DBS.bank);
     for (const o of outages(writes)) expect(o.ms, `${o.db}: ${JSON.stringify(o)}`).toBeLessThan(180_000);
   });
@@ -134,6 +146,8 @@ describe('the node running the migration is powered off during the cutover', () 
     const names = { [source]: 'source (17)', [target]: 'target (18)' };
     const sourceNode = await primaryOf('source');
     load = startLoad('node-loss-cutover-after', DBS);
+    // The source takes writes until the fence and never again: this writer goes straight to it.
+    bypass = startBypassWriter('node-loss-cutover-after', DBS, nodeAddress(sourceNode));
     await waitAcknowledgedBy(load, source, 40);
 
     const { now, t0 } = await loseWorkerNodeAfter('swap-vip');
@@ -150,16 +164,23 @@ describe('the node running the migration is powered off during the cutover', () 
     expect(await takesWrites(await primaryOf('target'), DBS.writer[0]!), 'the target after the roll-forward').toBe(true);
     expect(await takesWrites(sourceNode, DBS.writer[0]!), 'the old source after the roll-forward').toBe(false);
     const { writes, bench } = await load.stop();
-    load = undefined;
-    console.log(`cluster node loss in the cutover (after the swap): ${describeLoad(writes, bench, names)}`);
+    const bypassed = await bypass.stop();
+    load = bypass = undefined;
+    const all = [...writes, ...bypassed];
+    console.log(`cluster node loss in the cutover (after the swap): ${describeLoad(writes, bench, names)}; writer bypassing to the source: ${describeLoad(bypassed, [], names)}`);
 
-    // The source, then the target, never both; nothing lost on the target, nor on the source through reverse replication.
+    // The source, then the target, never both: the source took no write once the fence was complete, not even from the bypassing writer.
+    const fencedAt = Date.parse(rec['cutover-fence-complete-at'] ?? '');
+    expect(Number.isFinite(fencedAt), JSON.stringify(rec)).toBe(true);
+    const late = all.filter((w) => w.ok && w.server?.sysid === source && w.sentAt > fencedAt);
+    expect(late.map((w) => `${w.db} worker ${w.worker} ${w.op} sent ${new Date(w.sentAt).toISOString()}`).slice(0, 5)).toEqual([]);
     expect(Object.keys(writerSummary(writes).byCluster).sort()).toEqual([source, target].sort());
-    expect(twoWritableClusters(writes)).toEqual([]);
-    await expectWritesOn('target', writes, DBS);
+    expect(twoWritableClusters(all)).toEqual([]);
+    // Nothing lost on the target, nor on the source through reverse replication.
+    await expectWritesOn('target', all, DBS);
     await expectPgbenchOn('target', bench, DBS.bank);
     await waitSameRows('target', 'source', DBS);
-    await expectWritesOn('source', writes, DBS);
+    await expectWritesOn('source', all, DBS);
     await expectPgbenchOn('source', bench, DBS.bank);
     for (const o of outages(writes)) expect(o.ms, `${o.db}: ${JSON.stringify(o)}`).toBeLessThan(180_000);
   });
