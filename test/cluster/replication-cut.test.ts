@@ -10,8 +10,8 @@
  * The path is cut just before the cutover is asked for, and lag_threshold is
  * raised so that the recheck (lag under the threshold) still lets it reach the
  * fence: the stall then holds `sync` until sync_timeout, which must roll back
- * (source writable again, VIPs untouched), and nothing may be lost once the
- * path is back.
+ * (phase forward, state failed; the source's fence lifted, the target fenced
+ * again, VIPs untouched), and nothing may be lost once the path is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -30,6 +30,7 @@ import {
   cutPath,
   restorePath,
   primaryOf,
+  takesWrites,
 } from '../support/cluster';
 import {
   createLoadDatabases,
@@ -82,10 +83,13 @@ describe('the replication path is cut during the cutover', () => {
     expect(attempt.code, `${attempt.stdout}\n${attempt.stderr}`).not.toBe(0);
     expect(`${attempt.stdout}\n${attempt.stderr}\n${record['cutover-error']}`).toMatch(/sync_timeout/);
     expect(record['cutover-state']).toBe('failed');
-    // The source takes writes again (the writer through the production address sees it).
+    expect(record.phase).toBe('forward');
+    expect(record['cutover-step']).toBe('rolled-back-at-sync');
+    // The source was fenced (the writer was refused there), and takes writes again (the writer through the production address sees it).
+    expect(load.writer.records().some((w) => w.sentAt > t0 && !w.ok && w.sqlstate === '25006')).toBe(true);
     await waitAcknowledgedBy(load, source, 20);
-    const fencedAt = Date.parse(record['cutover-fenced-at'] ?? '');
-    expect(Number.isFinite(fencedAt)).toBe(true);
+    expect(await takesWrites(await primaryOf('source'), DBS.writer[0]!), 'the source after the rollback').toBe(true);
+    expect(await takesWrites(await primaryOf('target'), DBS.writer[0]!), 'the target after the rollback').toBe(false);
 
     await restorePath(cut.node, cut.address);
     cut = undefined;
