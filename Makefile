@@ -1,6 +1,7 @@
 # pgtwin-migrate — build, test, install.
 #   make binary    the single executable dist/pgtwin-migrate
-#   make test      every test: unit, and integration on the real rig
+#   make test      every test: unit, integration on the real rig, then the cluster rig
+#   make test-cluster   the cluster project only (multi-node rig, scripts/cluster-rig.sh)
 #   make demo      a whole migration with cutover on local PostgreSQL 17/18 + Pacemaker
 #   make install   DESTDIR=... installs the agent (and man page)
 #   make deb, make rpm   packages in dist/ (packaging/)
@@ -10,7 +11,8 @@ OCF_DIR ?= /usr/lib/ocf/resource.d/heartbeat
 SRC := $(shell find src -name '*.ts' -o -name '*.sql') package.json
 
 .PHONY: all deps npm-deps sys-deps build binary metadata docs man check unit test \
-        install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover demo demo-down rig-up rig-down
+        install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover demo demo-down rig-up rig-down \
+        test-cluster rig-cluster-up rig-cluster-down
 
 all: binary
 
@@ -51,9 +53,13 @@ check: npm-deps
 unit: npm-deps
 	npx vitest run --project unit
 
-# All tests. The integration project brings the rig up and down itself.
+# All tests. The integration project brings the rig up and down itself, then
+# the cluster project brings up and down the cluster rig.
 test: deps check binary
 	scripts/run-tests.sh
+
+test-cluster: deps check binary
+	scripts/run-tests.sh --cluster
 
 MAN_DIR ?= /usr/share/man/man7
 
@@ -93,6 +99,13 @@ rig-up: deps binary
 
 rig-down:
 	scripts/rig.sh down
+
+# The multi-node cluster rig, by hand: scripts/rig.sh cluster status|exec|client|node …
+rig-cluster-up: deps binary
+	scripts/rig.sh cluster up
+
+rig-cluster-down:
+	scripts/rig.sh cluster down
 
 clean:
 	rm -rf dist

@@ -10,7 +10,8 @@ const sqlText = {
 
 export default defineConfig({
   test: {
-    reporters: ['default', ['json', { outputFile: 'dist/test-results.json' }]],
+    // scripts/run-tests.sh runs the cluster project apart and gives it a report of its own.
+    reporters: ['default', ['json', { outputFile: process.env.PGTWIN_TEST_REPORT ?? 'dist/test-results.json' }]],
     projects: [
       {
         plugins: [sqlText],
@@ -31,6 +32,22 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        // The multi-node rig (scripts/cluster-rig.sh). Run on its own, after the
+        // other projects (scripts/run-tests.sh), never beside them: its nodes
+        // power off and fail over, and they share the machine's two cores.
+        test: {
+          name: 'cluster',
+          // After every other project when a single run includes them all.
+          sequence: { groupOrder: 1 },
+          include: ['test/cluster/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/support/cluster-global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
         },
       },
     ],

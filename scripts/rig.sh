@@ -8,6 +8,7 @@
 #   scripts/rig.sh down            end everything this rig started
 #   scripts/rig.sh status          what is running
 #   scripts/rig.sh standby up|down a streaming standby of the PG17 source
+#   scripts/rig.sh cluster ...     the multi-node cluster rig (scripts/cluster-rig.sh)
 #
 # Facts for tests go to $RIG_DIR/rig.json.
 set -euo pipefail
@@ -474,6 +475,10 @@ case ${1:-} in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  cluster)
+    shift
+    exec "$REPO/scripts/cluster-rig.sh" "$@"
+    ;;
   standby)
     case ${2:-} in
       up) cmd_standby_up ;;
@@ -481,5 +486,5 @@ case ${1:-} in
       *) die "usage: $0 standby up|down" ;;
     esac
     ;;
-  *) die "usage: $0 deps|up|down|status|standby up|down" ;;
+  *) die "usage: $0 deps|up|down|status|standby up|down|cluster up|down|status|..." ;;
 esac

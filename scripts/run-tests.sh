@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
 # Runs the whole vitest suite and ends with one summary line CI can read.
-# The rig is torn down even when vitest is interrupted.
+# Two runs: unit + integration (the single-node rig), then the cluster
+# project (the multi-node rig, scripts/cluster-rig.sh) on its own, so the two
+# rigs never share the machine. Both rigs are torn down even when vitest is
+# interrupted.
+#
+#   scripts/run-tests.sh [VITEST ARGS]            everything
+#   scripts/run-tests.sh --cluster [VITEST ARGS]  the cluster project only (make test-cluster)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-trap 'scripts/rig.sh down >/dev/null 2>&1 || true' EXIT INT TERM
-rm -f dist/test-results.json
-npx vitest run "$@"
-status=$?
+trap 'scripts/rig.sh down >/dev/null 2>&1 || true; scripts/rig.sh cluster down >/dev/null 2>&1 || true' EXIT INT TERM
+only_cluster=
+if [ "${1:-}" = --cluster ]; then
+  only_cluster=1
+  shift
+fi
+rm -f dist/test-results.json dist/test-results-cluster.json
+status=0
+if [ -z "$only_cluster" ]; then
+  PGTWIN_TEST_REPORT=dist/test-results.json npx vitest run --project unit --project integration --passWithNoTests "$@" || status=$?
+fi
+PGTWIN_TEST_REPORT=dist/test-results-cluster.json npx vitest run --project cluster --passWithNoTests "$@" || status=$((status ? status : $?))
 node -e '
   const fs = require("fs");
-  let r;
-  try { r = JSON.parse(fs.readFileSync("dist/test-results.json", "utf8")); } catch { console.log("0 passed, 1 failed (no test report)"); process.exit(0); }
-  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
-'
+  const files = process.argv.slice(1);
+  let passed = 0, failed = 0, skipped = 0, missing = 0;
+  for (const f of files) {
+    let r;
+    try { r = JSON.parse(fs.readFileSync(f, "utf8")); } catch { missing++; continue; }
+    passed += r.numPassedTests; failed += r.numFailedTests;
+    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  }
+  console.log(`${passed} passed, ${failed + missing} failed, ${skipped} skipped${missing ? ` (${missing} run(s) left no test report)` : ""}`);
+' $([ -z "$only_cluster" ] && echo dist/test-results.json) dist/test-results-cluster.json
 exit $status

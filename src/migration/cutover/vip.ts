@@ -21,6 +21,9 @@ import { xmlEscape } from '../../ocf/xml-escape';
 import { connect } from '../../pg/connection';
 import type { ClusterSide } from '../direction';
 
+/** How long the address is still waited for once a stop of the resource arrived. */
+const STOP_WAIT_MS = 5_000;
+
 export interface Addresses {
   /** The production address, on the old side's VIP resource before the swap. */
   readonly production: string;
@@ -131,17 +134,21 @@ export class VipHandOver {
   /**
    * Waits until the production address provably leads to the new side (see
    * the file comment); returns how it was proven, or undefined after
-   * `timeoutMs` without proof.
+   * `timeoutMs` without proof, or 5 s after a stop of the resource arrived
+   * (the stop waits for this worker, and Pacemaker's next transition, the
+   * one that may fix the VIP resource, waits for the stop).
    */
   async awaitAddress(timeoutMs: number): Promise<string | undefined> {
     const until = Date.now() + timeoutMs;
     let lastWhy = '';
     let lastReport = 0;
+    let stopSeenAt: number | undefined;
     for (;;) {
       const r = await this.proveAddress();
       if (r.proven) return r.how;
       lastWhy = r.why;
-      if (Date.now() > until) {
+      if (this.ctx.stopRequested) stopSeenAt ??= Date.now();
+      if (Date.now() > Math.min(until, (stopSeenAt ?? Infinity) + STOP_WAIT_MS)) {
         this.ctx.log.err(`${this.ctx.move.kind}: the production address is not proven to lead to the ${this.ctx.move.to}: ${lastWhy}`);
         return undefined;
       }
@@ -155,7 +162,8 @@ export class VipHandOver {
 
   /** Why the address is not proven yet, in one line (for the blocked state). */
   async whyNotProven(): Promise<string> {
-    const r = await this.proveAddress();
+    // The full look: between two full proofs the cheap one only says Pacemaker has not acted, not why.
+    const r = await this.proveAddress(true);
     return r.proven ? '' : r.why;
   }
 
@@ -188,8 +196,8 @@ export class VipHandOver {
     return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
   }
 
-  private async proveAddress(): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
-    const full = Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
+  private async proveAddress(force = false): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+    const full = force || Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
     if (full) this.lastFullProof = Date.now();
     const [net, pcmk] = await Promise.all([
       this.probe(),
