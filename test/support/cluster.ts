@@ -330,7 +330,7 @@ export async function removeMigration(id: string): Promise<void> {
   const node = await anyNode();
   await onNode(node, ['crm_resource', '--resource', id, '--meta', '--set-parameter', 'target-role', '--parameter-value', 'Stopped']);
   await waitFor(`${id} stopped`, async () => !runningOn(await crmMon(), id), 120_000, 500).catch(() => undefined);
-  await onNode(node, [NODE_AGENT, 'teardown', '--resource', id, '--yes'], 300_000);
+  await onNode(node, [NODE_AGENT, 'teardown', '--resource', id, '--yes', '--force'], 300_000);
   await onNode(node, ['cibadmin', '--delete', '--xpath', `//constraints/*[@id='test-${id}-prefers']`]);
   await onNode(node, ['cibadmin', '--delete', '--xml-text', `<primitive id="${id}"/>`]);
   await onNode(node, ['cibadmin', '--delete', '--xml-text', `<cluster_property_set id="pgtwin-migrate-${id}"/>`]);
