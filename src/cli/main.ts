@@ -95,7 +95,7 @@ export async function runCli(argv: string[]): Promise<void> {
         guarded('preflight', async () => {
           const ctx = await cliContext('preflight', args as Common);
           const { findings } = await preflight(await resolvePlan(ctx));
-          for (const f of findings) process.stdout.write(`${f.level === 'error' ? 'ERROR  ' : 'WARNING'} ${formatFinding(f)}\n`);
+          for (const f of findings) process.stdout.write(`${f.level === 'error' ? 'ERROR  ' : 'WARNING'} ${escapeControls(formatFinding(f))}\n`);
           const errors = findings.filter((f) => f.level === 'error').length;
           process.stdout.write(`${errors} error(s), ${findings.length - errors} warning(s)\n`);
           return errors > 0 ? 1 : 0;
@@ -126,8 +126,8 @@ export async function runCli(argv: string[]): Promise<void> {
             return 1;
           }
           const report = await teardown(plan);
-          for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
-          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${l}\n`);
+          for (const r of report.removed) process.stdout.write(`removed ${escapeControls(r)}\n`);
+          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${escapeControls(l)}\n`);
           process.stdout.write(
             report.leftovers.length === 0
               ? `teardown complete: ${report.removed.length} object(s) removed\n`
@@ -168,8 +168,8 @@ export async function runCli(argv: string[]): Promise<void> {
           }
           const ctx = await cliContext('finish', args as Common);
           const report = await finishMigration(await resolvePlan(ctx, { lenient: true }));
-          for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
-          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${l}\n`);
+          for (const r of report.removed) process.stdout.write(`removed ${escapeControls(r)}\n`);
+          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${escapeControls(l)}\n`);
           process.stdout.write(
             report.finished
               ? `migration finished: nothing of it is left on either cluster; the resource stops\n`

@@ -9,6 +9,7 @@
 import type { Plan } from '../migration/plan';
 import { CUTOVER_KEY } from '../migration/cutover/steps';
 import { phaseOf } from '../migration/cib-state';
+import { escapeControls } from '../ocf/text';
 import type { SwitchKind } from '../migration/direction';
 import { setInstanceAttribute } from '../cluster/resources';
 import { sleep } from '../migration/parallel';
@@ -19,7 +20,7 @@ export interface SwitchOptions {
   readonly waitSeconds: number;
 }
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
+const out = (line: string) => process.stdout.write(`${escapeControls(line)}\n`);
 
 export async function switchCommand(plan: Plan, kind: SwitchKind, opts: SwitchOptions): Promise<number> {
   const cib = await plan.state.readAll();
