@@ -190,7 +190,7 @@ describe('schema copy (PostgreSQL 15 → 18)', () => {
     it('no pg_dump in target_pg_bindir: 6, nothing created', async () => {
       const m = await migration('migration-sc-nodump', 'sc_no_dump', { schema_copy: 'auto', target_pg_bindir: '/nonexistent/bin' });
       const r = await m.run('start');
-      expectFailure(r, 6, "/nonexistent/bin/pg_dump: not found, and 1 database(s) need their schema copied; install the target version's client programs and set target_pg_bindir");
+      expectFailure(r, 6, "/nonexistent/bin/pg_dump: not found (or no pg_restore beside it), and 1 database(s) need their schema copied; install the target version's client programs and set target_pg_bindir");
       await expectNothingLeft(m);
     });
   });
