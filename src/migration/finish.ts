@@ -15,10 +15,10 @@ import type { DatabaseObjects } from './names';
 import { objectsOf } from './direction';
 import { KEY, phaseOf, withEvent } from './cib-state';
 import { CUTOVER_KEY } from './cutover/steps';
-import { settleAll } from './parallel';
+import { settleAll, sleep } from './parallel';
 import { removeStateFiles } from './state-files';
 import { connect, describe, type Endpoint } from '../pg/connection';
-import { classify } from '../pg/errors';
+import { classify, isLockConflict } from '../pg/errors';
 import { dropPublication } from '../pg/publication';
 import { dropSubscription } from '../pg/subscription';
 import { dropSlot } from '../pg/slots';
@@ -38,8 +38,18 @@ async function onSide(plan: Plan, ep: Endpoint, db: string, fn: (c: pg.Client) =
   let c: pg.Client | undefined;
   try {
     c = await connect(ep, db, connectOptions(plan, 15_000));
-    await fn(c);
-    return undefined;
+    // Removing the write fence locks every table: under the application's writes that can
+    // deadlock. Every removal here is idempotent, so a lock conflict is simply tried again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fn(c);
+        return undefined;
+      } catch (err) {
+        if (!isLockConflict(err) || attempt >= 5) throw err;
+        plan.log.warn(`finish: ${describe(ep, db)}: ${(err as Error).message}; trying again`);
+        await sleep(250 * attempt);
+      }
+    }
   } catch (err) {
     return classify(err, describe(ep, db)).message;
   } finally {

@@ -9,12 +9,12 @@ import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import type { DatabaseObjects } from './names';
 import { connect, describe, type Endpoint } from '../pg/connection';
-import { classify } from '../pg/errors';
+import { classify, isLockConflict } from '../pg/errors';
 import { dropPublication } from '../pg/publication';
 import { dropSubscription } from '../pg/subscription';
 import { dropSlot } from '../pg/slots';
 import { dropCaptureTrigger, dropAgentSchema } from '../pg/ddl-replication';
-import { settleAll } from './parallel';
+import { settleAll, sleep } from './parallel';
 import { removeStateFiles, removeBaselineFile } from './state-files';
 import { run } from '../ocf/exec';
 import { xmlEscape } from '../ocf/xml-escape';
@@ -49,7 +49,19 @@ async function onSide(
     return;
   }
   try {
-    await fn(c);
+    // Dropping the write fence (DROP SCHEMA … CASCADE drops its trigger on every table) locks
+    // every table: under the application's writes that can deadlock. Every drop here is
+    // idempotent, so a lock conflict is simply tried again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fn(c);
+        break;
+      } catch (err) {
+        if (!isLockConflict(err) || attempt >= 5) throw err;
+        plan.log.warn(`teardown: ${describe(ep, db)}: ${(err as Error).message}; trying again`);
+        await sleep(250 * attempt);
+      }
+    }
   } catch (err) {
     report.leftovers.push(`${pending.join(', ')}: ${classify(err, describe(ep, db)).message}`);
   } finally {

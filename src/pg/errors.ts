@@ -37,6 +37,12 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** A deadlock (40P01) or a lock not available in time (55P03): the statement may simply be run again. */
+export function isLockConflict(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '40P01' || state === '55P03';
+}
+
 export type FailureKind = 'unreachable' | 'timeout' | 'auth' | 'insecure-auth' | 'no-database' | 'no-password' | 'sql';
 
 /** A failure reaching or querying one database, already phrased for a person. */

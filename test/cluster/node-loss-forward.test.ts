@@ -20,6 +20,8 @@ import {
   sqlOnPrimary,
   crmMon,
   runningOn,
+  primaryOf,
+  takesWrites,
 } from '../support/cluster';
 import {
   createLoadDatabases,
@@ -89,6 +91,11 @@ describe('the node running the migration is powered off during forward replicati
     await waitSameRows('source', 'target', DBS);
     expect(await subscriptionsNow()).toEqual(before);
     expect(runningOn(await crmMon(), ID)).toBe(now);
+    // Phase forward still: the source takes writes, the target refuses them (only replication writes there).
+    for (const db of DBS.writer) {
+      expect(await takesWrites(await primaryOf('source'), db), `${db} on the source`).toBe(true);
+      expect(await takesWrites(await primaryOf('target'), db), `${db} on the target`).toBe(false);
+    }
     // Nothing lost, nothing twice: on the source, and on the target through forward replication.
     expect(Object.keys(writerSummary(writes).byCluster)).toEqual([source]);
     expect(twoWritableClusters(writes)).toEqual([]);

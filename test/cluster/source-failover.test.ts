@@ -38,6 +38,7 @@ import {
   anyNode,
   onNodeOk,
   sqlOnPrimary,
+  takesWrites,
 } from '../support/cluster';
 import { waitFor } from '../support/migration';
 import {
@@ -97,6 +98,11 @@ describe('the source primary fails over during forward replication', () => {
     const status = await migrationStatus(ID);
     expect(status?.databases.map((d) => [d.database, d.state])).toEqual(allDatabases(DBS).map((d) => [d, 'broken']));
     for (const d of status!.databases) expect(String(d.problem)).toMatch(/is missing on the source \(slot lost\)/);
+    // The new source primary takes writes (its standby copy of the fence is lifted, as on the old one); the target stays fenced.
+    for (const db of DBS.writer) {
+      expect(await takesWrites(await primaryOf('source'), db), `${db} on the new source primary`).toBe(true);
+      expect(await takesWrites(await primaryOf('target'), db), `${db} on the target`).toBe(false);
+    }
     // Nothing was copied again behind the operator's back: no forward slot on the new primary.
     for (const db of allDatabases(DBS)) {
       expect(await sqlOnPrimary('source', db, "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgtwin_migrate%'")).toEqual([]);
