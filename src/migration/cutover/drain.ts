@@ -77,6 +77,14 @@ export async function endOldSessions(ctx: CutoverContext): Promise<void> {
 export async function waitForSync(ctx: CutoverContext): Promise<void> {
   const deadline = Date.now() + ctx.plan.cfg.sync_timeout * 1000;
   await waitForSlots(ctx, ctx.fenceLsn, deadline, 'sync');
+  await proveTablesSubscribed(ctx, deadline);
+}
+
+/**
+ * Every published table subscribed and synchronised (a table created late is
+ * added to the subscription and copied); the subscription must be enabled.
+ */
+async function proveTablesSubscribed(ctx: CutoverContext, deadline: number): Promise<void> {
   const drain = ctx.move.drain;
   await ctx.eachDatabase('checking the published tables', async (o) => {
     const names = objectsOf(o, drain);
@@ -202,6 +210,20 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
   for (const p of prepared) {
     ctx.log.warn(`${move.kind}: prepared transaction ${JSON.stringify(p.gid)} is open in ${JSON.stringify(p.database)} on the ${move.from}; it holds no write of a fenced table, but ROLLBACK PREPARED it: whatever it commits there stays there`);
   }
+  // A table that became visible since the fence (created by a transaction prepared before it and
+  // committed since) got its trigger unarmed: the old side's fence covers it too from here on.
+  await ctx.eachDatabase(`fencing late tables on the ${move.from}`, async (o) => {
+    const c = await ctx.sessions.get(o, move.from);
+    await c.query('BEGIN');
+    try {
+      await c.query(`SET LOCAL lock_timeout = ${Math.max(1000, ctx.plan.cfg.sync_timeout * 1000)}`);
+      await c.query('SELECT pgtwin_migrate.set_table_fences(true)');
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  });
   for (let round = 1; ; round++) {
     const pending = (await peekAll(ctx)).filter(([, n]) => n > 0);
     if (pending.length === 0) return;
@@ -215,7 +237,11 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
     await ctx.eachDatabase(`carrying over ${drain} changes`, async (o) => {
       await setSubscriptionEnabled(await ctx.sessions.get(o, subscriberOf(drain)), objectsOf(o, drain).sub, true);
     });
-    await waitForSlots(ctx, target, Date.now() + ctx.plan.cfg.sync_timeout * 1000, 'carry-over');
+    const deadline = Date.now() + ctx.plan.cfg.sync_timeout * 1000;
+    await waitForSlots(ctx, target, deadline, 'carry-over');
+    // What passed the fence may have made a table (a prepared transaction that created one and
+    // committed late): the apply worker skipped its rows; it is copied now, before the lift.
+    await proveTablesSubscribed(ctx, deadline);
     await ctx.eachDatabase(`disabling ${drain} replication`, async (o) => {
       await setSubscriptionEnabled(await ctx.sessions.get(o, subscriberOf(drain)), objectsOf(o, drain).sub, false);
     });
