@@ -384,7 +384,8 @@ export class CutoverRun implements CutoverContext {
     if (isStep(step, this.move.kind)) this.step = step;
     this.log.warn(`${this.move.kind}: taking over an interrupted switch at step ${step ?? '(none)'}: ${what}`);
     try {
-      await this.record({ [CUTOVER_KEY.state]: 'running' });
+      // A retry of a blocked switch stays `blocked` (the monitor keeps failing with the reason) until it gets further.
+      await this.record(record.get(CUTOVER_KEY.state) === 'blocked' ? { [CUTOVER_KEY.step]: record.get(CUTOVER_KEY.step) ?? '' } : { [CUTOVER_KEY.state]: 'running' });
     } catch (err) {
       if (err instanceof LeaseLost) return 'superseded';
       throw err;
