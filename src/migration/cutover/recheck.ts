@@ -142,9 +142,9 @@ async function notReady(ctx: CutoverContext, o: DatabaseObjects): Promise<string
   }
   if (info.workerPid === null) return `waits for the apply worker of ${drain.sub}`;
   const drift = await tableDrift(sub, pub, drain.pub, info.oid);
-  if (drift.missing.length > 0) {
-    throw new CutoverAbort(`not ready: ${db}: published table(s) missing on the ${subscriberOf(ctx.move.drain)}: ${drift.missing.slice(0, 3).join(', ')}`);
-  }
+  // A table just made on the publisher whose DDL has not been replayed yet: waited for (bounded by
+  // sync_timeout); DDL that cannot be replayed is reported above and stops the switch.
+  if (drift.missing.length > 0) return `waits for table(s) to reach the ${subscriberOf(ctx.move.drain)}: ${drift.missing.slice(0, 3).join(', ')}`;
   if (drift.unsubscribed.length > 0) {
     try {
       await refreshSubscription(sub, drain.sub);
