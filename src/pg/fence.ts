@@ -130,6 +130,23 @@ export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * Arms the table triggers of a fenced database once more: a table that became
+ * visible since the fence (created by a transaction prepared before it and
+ * committed since) got its trigger in the state of its creation, unarmed.
+ */
+export async function rearmTableFences(c: pg.Client, lockTimeoutMs: number): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    await c.query(`SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}`);
+    await c.query('SELECT pgtwin_migrate.set_table_fences(true)');
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Removes the fence (finish, teardown): triggers on every table, event triggers, functions. */
 export async function removeFence(c: pg.Client, lockTimeoutMs: number): Promise<boolean> {
   const { rows } = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_event_trigger WHERE evtname LIKE 'pgtwin\\_migrate\\_fence%'");

@@ -13,7 +13,7 @@ import { objectsOf, publisherOf, subscriberOf } from '../direction';
 import { proofOf } from './proof';
 import { tableDrift } from './recheck';
 import { sleep } from '../parallel';
-import { fence as fenceDatabase, lift as liftDatabase, insertLsn, preparedTransactions, clientSessions, terminate } from '../../pg/fence';
+import { fence as fenceDatabase, lift as liftDatabase, insertLsn, preparedTransactions, clientSessions, terminate, rearmTableFences } from '../../pg/fence';
 import { readSlots, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
 import { setSubscriptionEnabled, dropSubscription, refreshSubscription, readSubscription } from '../../pg/subscription';
 import { dropPublication } from '../../pg/publication';
@@ -213,16 +213,7 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
   // A table that became visible since the fence (created by a transaction prepared before it and
   // committed since) got its trigger unarmed: the old side's fence covers it too from here on.
   await ctx.eachDatabase(`fencing late tables on the ${move.from}`, async (o) => {
-    const c = await ctx.sessions.get(o, move.from);
-    await c.query('BEGIN');
-    try {
-      await c.query(`SET LOCAL lock_timeout = ${Math.max(1000, ctx.plan.cfg.sync_timeout * 1000)}`);
-      await c.query('SELECT pgtwin_migrate.set_table_fences(true)');
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+    await rearmTableFences(await ctx.sessions.get(o, move.from), Math.max(1000, ctx.plan.cfg.sync_timeout * 1000));
   });
   for (let round = 1; ; round++) {
     const pending = (await peekAll(ctx)).filter(([, n]) => n > 0);
