@@ -41,6 +41,14 @@ node -e '
     let r;
     try { r = JSON.parse(fs.readFileSync(f, "utf8")); } catch { missing++; continue; }
     passed += r.numPassedTests; failed += r.numFailedTests;
+    // Name every failure here, at the end, where a CI log that keeps only
+    // its tail still shows it.
+    for (const t of r.testResults ?? []) {
+      const file = String(t.name).replace(process.cwd() + "/", "");
+      const bad = (t.assertionResults ?? []).filter((a) => a.status === "failed");
+      if (t.status === "failed" && bad.length === 0) console.log(`FAILED ${file}: ${String(t.message ?? "").split("\n")[0].slice(0, 300)}`);
+      for (const a of bad) console.log(`FAILED ${file} > ${a.fullName}: ${String((a.failureMessages ?? [])[0] ?? "").split("\n")[0].slice(0, 300)}`);
+    }
     skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   }
   console.log(`${passed} passed, ${failed + missing} failed, ${skipped} skipped${missing ? ` (${missing} run(s) left no test report)` : ""}`);
