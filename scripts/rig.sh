@@ -116,6 +116,9 @@ init_cluster() {
   bin=$(pg_bindir "$v")
   rm -rf "$data"
   as_user "$bin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+  # A socket lock file left by an earlier rig's server (killed, or in another
+  # PID namespace) would stop the new one if its PID happens to be taken.
+  rm -rf "$RIG_DIR/run/pg$v"
   mkdir -p "$RIG_DIR/run/pg$v"
   chown "$RIG_USER:" "$RIG_DIR/run/pg$v"
   cat >>"$data/postgresql.conf" <<EOF
