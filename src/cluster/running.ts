@@ -80,7 +80,12 @@ export async function configuredDigest(rsc: string, node: string, timeoutMs: num
 
 const STARTS = new Set(['start', 'reload', 'reload-agent', 'promote']);
 
+/** Was `op` a successful (re)start (with whatever parameters)? */
+export function succeededStart(op: LastOperation | undefined): boolean {
+  return op !== undefined && STARTS.has(op.operation) && op.rc === 0 && op.opStatus === 0;
+}
+
 /** Did the last (re)start of `rsc` on `node` succeed with its configured parameters? */
 export function startedWith(op: LastOperation | undefined, digest: string | undefined): boolean {
-  return op !== undefined && digest !== undefined && STARTS.has(op.operation) && op.rc === 0 && op.opStatus === 0 && op.digest === digest;
+  return succeededStart(op) && digest !== undefined && op!.digest === digest;
 }

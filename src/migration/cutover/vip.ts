@@ -16,8 +16,9 @@ import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
 import { readResourcesSection, requireAttribute, type AttributeRef } from '../../cluster/resources';
 import { readStatus } from '../../cluster/crm-mon';
-import { runState, lastOperation, readCibStatus, configuredDigest, startedWith, nodesIn } from '../../cluster/running';
+import { runState, lastOperation, readCibStatus, configuredDigest, startedWith, succeededStart, nodesIn } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
+import type { XmlElement } from '../../cluster/xml';
 import { connect } from '../../pg/connection';
 import type { ClusterSide } from '../direction';
 
@@ -128,6 +129,7 @@ export class VipHandOver {
     }
     this.ctx.step = 'swapped';
     this.ctx.proof.swappedAt = swappedAt;
+    this.prefetchDigests();
     this.ctx.log.info(`${move.kind}: addresses swapped in one CIB update: ${to.resource} now has ${production}, ${from.resource} has ${other}`);
   }
 
@@ -171,8 +173,8 @@ export class VipHandOver {
   private before: { to: Map<string, string>; from: Map<string, string> } | undefined;
   private lastFullProof = 0;
 
-  private async lastDigests(): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
-    const cib = await readCibStatus(10_000);
+  private async lastDigests(cibStatus?: XmlElement): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
+    const cib = cibStatus ?? (await readCibStatus(10_000));
     const digests = (rsc: string) => {
       const out = new Map<string, string>();
       for (const node of nodesIn(cib)) {
@@ -184,36 +186,75 @@ export class VipHandOver {
     return { to: digests(this.resourceOf(this.ctx.move.to)), from: digests(this.resourceOf(this.ctx.move.from)) };
   }
 
-  /**
-   * One cheap look (one CIB read) at whether Pacemaker has acted on both VIP
-   * resources since the swap; the full proof runs only then (or every 2 s,
-   * to say why it does not hold).
-   */
-  private async pacemakerActed(): Promise<boolean> {
+  /** Whether the CIB status shows Pacemaker has acted on both VIP resources since the swap. */
+  private async pacemakerActed(cibStatus: XmlElement): Promise<boolean> {
     if (!this.before) return true;
-    const now = await this.lastDigests();
+    const now = await this.lastDigests(cibStatus);
     const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
     return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
   }
 
+  /**
+   * The digests of the VIP resources' swapped parameters, per node, asked of
+   * Pacemaker once after the swap (the configuration they digest does not
+   * change after it; one that changed would only make the proof fail).
+   * Asked at once for the nodes where each resource last started, so that
+   * the proof, once Pacemaker has acted, costs one crm_mon and one CIB read.
+   */
+  private digests = new Map<string, Promise<string | undefined>>();
+
+  private digestOf(rsc: string, node: string): Promise<string | undefined> {
+    const k = `${rsc}\0${node}`;
+    let d = this.digests.get(k);
+    if (!d) {
+      d = configuredDigest(rsc, node, 10_000).catch(() => undefined);
+      // A failed answer is asked again next time.
+      void d.then((v) => v === undefined && this.digests.delete(k));
+      this.digests.set(k, d);
+    }
+    return d;
+  }
+
+  private prefetchDigests(): void {
+    void readCibStatus(10_000)
+      .then((cib) => {
+        for (const rsc of [this.resourceOf(this.ctx.move.to), this.resourceOf(this.ctx.move.from)]) {
+          for (const node of nodesIn(cib)) {
+            if (succeededStart(lastOperation(cib, rsc, node))) void this.digestOf(rsc, node);
+          }
+        }
+      })
+      .catch(() => undefined);
+  }
+
   private async proveAddress(force = false): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
-    const full = force || Date.now() - this.lastFullProof > 2_000 || (await this.pacemakerActed().catch(() => true));
-    if (full) this.lastFullProof = Date.now();
-    const [net, pcmk] = await Promise.all([
-      this.probe(),
-      full ? this.pacemakerProof() : Promise.resolve({ proven: false as const, why: 'Pacemaker has not restarted the VIP resources yet' }),
-    ]);
+    const [net, pcmk] = await Promise.all([this.probe(), this.pacemakerLook(force)]);
     if (net.reached === 'from') return { proven: false, why: `a connection to ${net.address} still reaches the ${this.ctx.move.from}` };
     if (net.reached === 'to') return { proven: true, how: `a connection to ${net.address} reached the ${this.ctx.move.to} (system identifier ${net.systemId})` };
     return pcmk.proven ? { proven: true, how: pcmk.how } : { proven: false, why: pcmk.why };
   }
 
+  /**
+   * One look at Pacemaker: a CIB status read says whether it has acted on
+   * both VIP resources since the swap; only then (or every 2 s, to say why
+   * it does not hold, or when forced) the full proof, which adds one crm_mon.
+   */
+  private async pacemakerLook(force: boolean): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+    const cibRead = readCibStatus(10_000);
+    const due = force || Date.now() - this.lastFullProof > 2_000;
+    const statusRead = due ? readStatus(10_000) : undefined;
+    const cib = await cibRead;
+    const acted = due || (await this.pacemakerActed(cib).catch(() => true));
+    if (!acted) return { proven: false, why: 'Pacemaker has not restarted the VIP resources yet' };
+    this.lastFullProof = Date.now();
+    return this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
+  }
+
   /** Pacemaker's word: the new side's VIP resource started with its swapped address, the old one not carrying it. */
-  private async pacemakerProof(): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
+  private async pacemakerProof(status: XmlElement, cib: XmlElement): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
     const { move } = this.ctx;
     const toRsc = this.resourceOf(move.to);
     const fromRsc = this.resourceOf(move.from);
-    const status = await readStatus(10_000);
     const to = runState(status, toRsc);
     const from = runState(status, fromRsc);
     if (!to) return { proven: false, why: `${toRsc} is not in the cluster status` };
@@ -221,13 +262,12 @@ export class VipHandOver {
     if (to.failed || to.blocked) return { proven: false, why: `${toRsc} has failed${to.blocked ? ' and is blocked' : ''}; see crm_mon` };
     if (to.nodes.length !== 1) return { proven: false, why: `${toRsc} runs on ${to.nodes.length} node(s), not exactly one` };
     if (from && (!from.managed || from.failed || from.blocked)) return { proven: false, why: `${fromRsc} is ${!from.managed ? 'unmanaged' : 'failed'}: its address is not known to have moved` };
-    const cib = await readCibStatus(10_000);
     const node = to.nodes[0]!;
-    const toDigest = await configuredDigest(toRsc, node, 10_000);
+    const fromNodes = from?.nodes ?? [];
+    const [toDigest, ...fromDigests] = await Promise.all([this.digestOf(toRsc, node), ...fromNodes.map((n) => this.digestOf(fromRsc, n))]);
     if (!startedWith(lastOperation(cib, toRsc, node), toDigest)) return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
-    for (const n of from?.nodes ?? []) {
-      const digest = await configuredDigest(fromRsc, n, 10_000);
-      if (!startedWith(lastOperation(cib, fromRsc, n), digest)) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
+    for (const [i, n] of fromNodes.entries()) {
+      if (!startedWith(lastOperation(cib, fromRsc, n), fromDigests[i])) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
     }
     return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
   }
