@@ -11,7 +11,7 @@ OCF_DIR ?= /usr/lib/ocf/resource.d/heartbeat
 SRC := $(shell find src -name '*.ts' -o -name '*.sql') package.json
 
 .PHONY: all deps npm-deps sys-deps build binary metadata docs man check unit test \
-        install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover demo demo-down rig-up rig-down \
+        install uninstall clean bench bench-metadata bench-monitor bench-copy bench-cutover bench-cluster demo demo-down rig-up rig-down \
         test-cluster rig-cluster-up rig-cluster-down
 
 all: binary
@@ -93,6 +93,10 @@ bench-metadata: binary
 	node bench/metadata.mjs
 bench-monitor bench-copy bench-cutover: deps binary
 	scripts/rig.sh up && { node bench/$(@:bench-%=%).mjs; s=$$?; scripts/rig.sh down; exit $$s; }
+# The cutover and monitor benchmarks on the cluster rig (brought up and down
+# by the run): BENCH=cutover|monitor|all, SIZES, MONITOR_SIZES, WRITES, RUNS.
+bench-cluster: deps binary
+	PGTWIN_TEST_REPORT=dist/bench-cluster.json npx vitest run --project bench-cluster
 
 rig-up: deps binary
 	scripts/rig.sh up

@@ -50,6 +50,18 @@ export default defineConfig({
           hookTimeout: 600_000,
         },
       },
+      {
+        // Benchmarks on the cluster rig (make bench-cluster): numbers, not tests; never part of make test.
+        test: {
+          name: 'bench-cluster',
+          include: ['bench/cluster.ts'],
+          environment: 'node',
+          globalSetup: ['test/support/cluster-global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 3_600_000,
+          hookTimeout: 600_000,
+        },
+      },
     ],
   },
 });

@@ -19,7 +19,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, cibRecord, registerResource, unregisterResource } from './lib.mjs';
+import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, cibRecord, registerResource, unregisterResource, onClusterRig } from './lib.mjs';
+
+// --cluster: the same measurement on the cluster rig (bench/cluster.ts).
+if (process.argv.includes('--cluster')) process.exit(onClusterRig('cutover'));
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const sizes = (process.env.SIZES ?? '1,10,50').split(',').map(Number);

@@ -1,6 +1,6 @@
 // Shared helpers of the benchmarks: the rig's servers, databases, the agent.
 import { readFileSync, mkdtempSync } from 'node:fs';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -158,3 +158,17 @@ export function stats(samples) {
 }
 
 export const fmt = (ms) => `${(ms / 1000).toFixed(3)} s`;
+
+/**
+ * `node bench/<name>.mjs --cluster`: the same benchmark on the cluster rig
+ * (bench/cluster.ts, a vitest project that brings that rig up and down);
+ * returns its exit status.
+ */
+export function onClusterRig(name) {
+  const r = spawnSync('npx', ['vitest', 'run', '--project', 'bench-cluster'], {
+    cwd: REPO,
+    stdio: 'inherit',
+    env: { ...process.env, BENCH: name, PGTWIN_TEST_REPORT: `${REPO}/dist/bench-cluster.json` },
+  });
+  return r.status ?? 1;
+}

@@ -471,6 +471,30 @@ export async function cutoverLog(node: string): Promise<string> {
   return (await onNode(node, ['cat', `${clusterRig().pgHome}/.pgtwin_migrate_cutover.log`], 15_000)).stdout;
 }
 
+/**
+ * The environment Pacemaker's executor gives the agent for one action of
+ * resource `id` (its parameters from the CIB, with `extra` over them), for
+ * running an action by hand on a node: `env -i …env agent action`.
+ */
+export async function agentEnv(id: string, extra: Record<string, string> = {}, meta: { interval: number; timeoutMs?: number } = { interval: 0 }, more: string[] = []): Promise<string[]> {
+  const params = { ...(await resourceParams(id)), ...extra };
+  return [
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+    'LC_ALL=C',
+    'OCF_ROOT=/usr/lib/ocf',
+    'OCF_RA_VERSION_MAJOR=1',
+    'OCF_RA_VERSION_MINOR=1',
+    `OCF_RESOURCE_INSTANCE=${id}`,
+    'OCF_RESOURCE_TYPE=pgtwin-migrate',
+    'OCF_RESOURCE_PROVIDER=heartbeat',
+    `OCF_RESKEY_CRM_meta_timeout=${meta.timeoutMs ?? 60_000}`,
+    `OCF_RESKEY_CRM_meta_interval=${meta.interval}`,
+    'HA_RSCTMP=/run/resource-agents',
+    ...more,
+    ...Object.entries(params).map(([k, v]) => `OCF_RESKEY_${k}=${v}`),
+  ];
+}
+
 /** The resource's instance attributes as the CIB holds them. */
 async function resourceParams(id: string): Promise<Record<string, string>> {
   const xml = await onNodeOk(await anyNode(), ['cibadmin', '--query', '--xpath', `//primitive[@id='${id}']`]);
@@ -495,22 +519,7 @@ export async function startSwitchPausedAfter(id: string, step: string, kind: 'cu
   const node = runningOn(await crmMon(), id);
   if (!node) throw new Error(`${id} runs nowhere`);
   const t0 = Date.now();
-  const params = { ...(await resourceParams(id)), cutover_ready: 'true' };
-  const env = [
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-    'LC_ALL=C',
-    'OCF_ROOT=/usr/lib/ocf',
-    'OCF_RA_VERSION_MAJOR=1',
-    'OCF_RA_VERSION_MINOR=1',
-    `OCF_RESOURCE_INSTANCE=${id}`,
-    'OCF_RESOURCE_TYPE=pgtwin-migrate',
-    'OCF_RESOURCE_PROVIDER=heartbeat',
-    'OCF_RESKEY_CRM_meta_timeout=60000',
-    'OCF_RESKEY_CRM_meta_interval=0',
-    'HA_RSCTMP=/run/resource-agents',
-    `PGTWIN_MIGRATE_TEST_PAUSE_AT=${step}`,
-    ...Object.entries(params).map(([k, v]) => `OCF_RESKEY_${k}=${v}`),
-  ];
+  const env = await agentEnv(id, { cutover_ready: 'true' }, { interval: 0 }, [`PGTWIN_MIGRATE_TEST_PAUSE_AT=${step}`]);
   const r = await onNode(node, ['env', '-i', ...env, NODE_AGENT, 'reload-agent'], 120_000);
   if (r.code !== 0) throw new Error(`reload-agent on ${node} exited ${r.code}: ${r.stderr}`);
   await onNodeOk(node, ['crm_resource', '--resource', id, '--set-parameter', 'cutover_ready', '--parameter-value', 'true']);
