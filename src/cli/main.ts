@@ -13,7 +13,7 @@ import { teardown } from '../migration/teardown';
 import { phaseOf } from '../migration/cib-state';
 import { renderStatus, renderProofs } from './render';
 import { switchCommand } from './switch';
-import { finish as finishMigration } from '../migration/finish';
+import { finishCommand } from './finish';
 import { watchStatus } from './watch';
 import { reportFailure } from '../ocf/run-action';
 import { log } from '../ocf/log';
@@ -159,23 +159,18 @@ export async function runCli(argv: string[]): Promise<void> {
     .command(
       'finish',
       'end the way back after a cutover: remove reverse replication and every object of the migration from both clusters',
-      (y) => y.option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: failback is no longer possible afterwards' }),
+      (y) =>
+        y
+          .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'confirm: failback is no longer possible afterwards' })
+          .option('wait-seconds', { type: 'string', default: 600, describe: 'how long to follow a finish the running resource carries out', coerce: seconds('wait-seconds', 1) }),
       (args) =>
         guarded('finish', async () => {
           if (!args.yes) {
             process.stderr.write('finish removes the way back (reverse replication) and every object of the migration from both clusters; failback is impossible afterwards.\nRun it again with --yes to go ahead.\n');
             return 2;
           }
-          const ctx = await cliContext('finish', args as Common);
-          const report = await finishMigration(await resolvePlan(ctx, { lenient: true }));
-          for (const r of report.removed) process.stdout.write(`removed ${escapeControls(r)}\n`);
-          for (const l of report.leftovers) process.stdout.write(`NOT REMOVED ${escapeControls(l)}\n`);
-          process.stdout.write(
-            report.finished
-              ? `migration finished: nothing of it is left on either cluster; the resource stops\n`
-              : `finish incomplete: ${report.leftovers.length} object(s) left; run it again when both clusters are reachable\n`,
-          );
-          return report.finished ? 0 : 1;
+          const ctx = await cliContext('finish', { ...(args as Common), timeout: Math.max(args.timeout, args['wait-seconds'] + 60) });
+          return finishCommand(await resolvePlan(ctx, { lenient: true }), args['wait-seconds']);
         }),
     )
     .version('version', 'print the version stamped at build time', `pgtwin-migrate ${BUILD}`)

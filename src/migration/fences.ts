@@ -14,6 +14,7 @@ import { withClient } from '../pg/connection';
 import { fenceState, installFence, installFenceFunctions, fence, lift } from '../pg/fence';
 import { settleAll, sleep } from './parallel';
 import { sqlState } from '../pg/errors';
+import { phaseOf } from './cib-state';
 
 export type SteadyPhase = 'forward' | 'reverse';
 
@@ -78,6 +79,13 @@ export async function checkFences(plan: Plan, phase: SteadyPhase, objects: reado
             : state.fenced !== want
               ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
               : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
+          // The phase may have ended since this monitor read it (a finish or a switch began): then
+          // the fences are theirs to change, and a repair here would undo what they just did.
+          const now = phaseOf(await plan.state.readAll()) ?? 'forward';
+          if (now !== phase) {
+            plan.log.info(`${db} on the ${side} ${what}; not repaired: the phase is ${now} now, no longer ${phase}`);
+            return;
+          }
           try {
             if (!state) await installFence(c, want, 2_000);
             else if (want) await fence(c, { quiesceMs: plan.cfg.quiesce_timeout * 1000, agentPids: [], onEnd: () => undefined });

@@ -2,23 +2,18 @@
  * `pgtwin-migrate finish --yes` right after a cutover, while the migration
  * resource's monitor runs on its node (an agent bug found on this rig).
  *
- * PENDING (runs only with PGTWIN_CLUSTER_PENDING=1): finish (src/migration/
- * finish.ts) removes the write fences and the pgtwin_migrate schema from both
- * clusters, checks that nothing is left, then records phase `finished`. A
- * monitor that read phase `reverse` before that record checks the fences
- * (src/migration/actions/monitor.ts, checkFences in src/migration/fences.ts),
- * finds none and "repairs" them: the old source is fenced again (every client
- * write refused, SQLSTATE 25006) and both clusters hold the fence triggers and
- * the schema again, after finish said "nothing of it is left on either
- * cluster". The first monitor after a cutover checks every database's
- * fences (the phase changed), so finishing right after a cutover may hit it;
- * later, each database's fences are checked about once a minute, so any
- * finish can. It is a race: seen in migration.test.ts's finish right after its
- * second cutover (monitor log: '"cl_app" on the source has no write fence
- * installed; repaired', 11 s after the cutover, while `finish` ran), not in a
- * run of this file; so this test may pass while the bug is there. finish=true
- * through Pacemaker (reload-agent, serialised with the monitor on the
- * resource's node) does not race; migration.test.ts uses that.
+ * The race it guards against (found on this rig): finish removes the write
+ * fences and the pgtwin_migrate schema from both clusters, checks that
+ * nothing is left, then records phase `finished`; a monitor that read phase
+ * `reverse` before that record found no fence and "repaired" it: the old
+ * source fenced again (every client write refused, SQLSTATE 25006) and the
+ * schema back on both clusters, after finish said nothing was left. Now the
+ * command, while the resource runs, sets finish=true and Pacemaker applies it
+ * with reload-agent, serialised with the monitor on the resource's node; and
+ * a monitor re-reads the phase before it repairs a fence. The first monitor
+ * after a cutover checks every database's fences (the phase changed), so
+ * finishing right after a cutover is the moment most likely to race; a run
+ * can still pass by luck with the bug present.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -52,7 +47,7 @@ const REMNANTS = `SELECT 'publication ' || pubname AS n FROM pg_publication WHER
 const ID = 'cl-finish-race';
 const DBS = { writer: ['cl_fr_app', 'cl_fr_billing'], bank: 'cl_fr_bank' };
 
-describe.skipIf(process.env.PGTWIN_CLUSTER_PENDING !== '1')('pgtwin-migrate finish while the monitor checks the fences', () => {
+describe('pgtwin-migrate finish while the monitor checks the fences', () => {
   beforeAll(async () => {
     await heal();
     await createLoadDatabases(DBS);
@@ -69,6 +64,7 @@ describe.skipIf(process.env.PGTWIN_CLUSTER_PENDING !== '1')('pgtwin-migrate fini
     expect(cut.code, `${cut.stdout}\n${cut.stderr}`).toBe(0);
     const fin = await agentCommand(['finish', '--resource', ID, '--yes'], 300_000);
     expect(fin.code, `${fin.stdout}\n${fin.stderr}`).toBe(0);
+    expect(fin.stdout).toMatch(/finish=true set on cl-finish-race .*Pacemaker finishes through reload-agent/);
     expect((await migrationRecord(ID)).phase).toBe('finished');
     await waitFor(`${ID} stopped`, async () => !runningOn(await crmMon(), ID), 120_000, 1000);
 
