@@ -48,6 +48,20 @@ export function findAttribute(
   return { resource: id, name, value: nv.attrs.value ?? '', path: pathOf(nv) };
 }
 
+/**
+ * Resource `id`'s instance attributes as one comparable text (sorted
+ * name=value lines); undefined when there is no such resource. A digest
+ * Pacemaker computed for one text holds only while the text is the same.
+ */
+export function instanceParamsText(root: XmlElement, id: string): string | undefined {
+  const rsc = findResource(root, id);
+  if (!rsc) return undefined;
+  const pairs = rsc.children
+    .filter((c) => c.tag === 'instance_attributes')
+    .flatMap((s) => s.children.filter((n) => n.tag === 'nvpair').map((n) => `${n.attrs.name ?? ''}=${n.attrs.value ?? ''}`));
+  return pairs.sort().join('\n');
+}
+
 /** [tag, id] pairs from below <resources> down to the element. */
 function pathOf(el: XmlElement): Array<[string, string]> {
   const path: Array<[string, string]> = [];

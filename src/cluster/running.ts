@@ -70,12 +70,28 @@ export async function readCibStatus(timeoutMs: number): Promise<XmlElement> {
   return parseXml(r.stdout);
 }
 
+/** The whole CIB (configuration and status) in one read: what a proof compares is then of one moment. */
+export async function readCib(timeoutMs: number): Promise<XmlElement> {
+  const r = await run('cibadmin', ['--query'], { timeoutMs });
+  if (r.code !== 0) throw new OcfError(OCF.ERR_GENERIC, `cannot read the CIB (cibadmin exit ${r.code}: ${firstLine(r)}); is Pacemaker running?`);
+  return parseXml(r.stdout);
+}
+
+export interface ConfiguredDigest {
+  readonly hash: string;
+  /** The parameters digested, where crm_resource shows them. */
+  readonly params: Readonly<Record<string, string>> | undefined;
+}
+
 /** The digest Pacemaker computes for `rsc`'s configured parameters on `node` (what its last start must show). */
-export async function configuredDigest(rsc: string, node: string, timeoutMs: number): Promise<string | undefined> {
+export async function configuredDigest(rsc: string, node: string, timeoutMs: number): Promise<ConfiguredDigest | undefined> {
   const r = await run('crm_resource', ['--digests', '--resource', rsc, '--node', node, '--output-as=xml'], { timeoutMs });
   if (r.code !== 0) return undefined;
   const doc = parseXml(r.stdout);
-  return findFirst(doc, (e) => e.tag === 'digest' && e.attrs.type === 'all')?.attrs.hash;
+  const all = findFirst(doc, (e) => e.tag === 'digest' && e.attrs.type === 'all');
+  if (!all?.attrs.hash) return undefined;
+  const params = all.children.find((c) => c.tag === 'parameters');
+  return { hash: all.attrs.hash, params: params ? { ...params.attrs } : undefined };
 }
 
 const STARTS = new Set(['start', 'reload', 'reload-agent', 'promote']);

@@ -14,9 +14,9 @@ import { CUTOVER_KEY } from './steps';
 import type { CutoverContext } from './context';
 import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
-import { readResourcesSection, requireAttribute, type AttributeRef } from '../../cluster/resources';
+import { readResourcesSection, requireAttribute, findAttribute, instanceParamsText, type AttributeRef } from '../../cluster/resources';
 import { readStatus } from '../../cluster/crm-mon';
-import { runState, lastOperation, readCibStatus, configuredDigest, startedWith, succeededStart, nodesIn } from '../../cluster/running';
+import { runState, lastOperation, readCibStatus, readCib, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
 import type { XmlElement } from '../../cluster/xml';
 import { connect } from '../../pg/connection';
@@ -31,6 +31,8 @@ export interface Addresses {
   /** The other address, on the new side's VIP resource before the swap. */
   readonly other: string;
 }
+
+const digestKey = (rsc: string, node: string, params: string) => `${rsc}\0${node}\0${params}`;
 
 export class VipHandOver {
   private refs: { from: AttributeRef; to: AttributeRef } | undefined;
@@ -146,7 +148,7 @@ export class VipHandOver {
     let lastReport = 0;
     let stopSeenAt: number | undefined;
     for (;;) {
-      const r = await this.proveAddress();
+      const r = await this.proveAddress().catch((err: Error) => ({ proven: false as const, why: `cannot look: ${err.message}` }));
       if (r.proven) return r.how;
       lastWhy = r.why;
       if (this.ctx.stopRequested) stopSeenAt ??= Date.now();
@@ -195,16 +197,18 @@ export class VipHandOver {
   }
 
   /**
-   * The digests of the VIP resources' swapped parameters, per node, asked of
-   * Pacemaker once after the swap (the configuration they digest does not
-   * change after it; one that changed would only make the proof fail).
-   * Asked at once for the nodes where each resource last started, so that
-   * the proof, once Pacemaker has acted, costs one crm_mon and one CIB read.
+   * The digests Pacemaker computes for the VIP resources' parameters, per
+   * resource, node and parameter text: a digest is reused only while the
+   * configured parameters are still the ones it was computed for (a
+   * changed nic or netmask is asked again, never matched against a stale
+   * answer). Asked at once after the swap for the nodes where each resource
+   * last started, so that the proof, once Pacemaker has acted, costs one
+   * crm_mon and one CIB read.
    */
-  private digests = new Map<string, Promise<string | undefined>>();
+  private digests = new Map<string, Promise<ConfiguredDigest | undefined>>();
 
-  private digestOf(rsc: string, node: string): Promise<string | undefined> {
-    const k = `${rsc}\0${node}`;
+  private digestOf(rsc: string, node: string, params: string): Promise<ConfiguredDigest | undefined> {
+    const k = digestKey(rsc, node, params);
     let d = this.digests.get(k);
     if (!d) {
       d = configuredDigest(rsc, node, 10_000).catch(() => undefined);
@@ -216,12 +220,12 @@ export class VipHandOver {
   }
 
   private prefetchDigests(): void {
-    void readCibStatus(10_000)
+    void readCib(10_000)
       .then((cib) => {
         for (const rsc of [this.resourceOf(this.ctx.move.to), this.resourceOf(this.ctx.move.from)]) {
-          for (const node of nodesIn(cib)) {
-            if (succeededStart(lastOperation(cib, rsc, node))) void this.digestOf(rsc, node);
-          }
+          const params = instanceParamsText(cib, rsc);
+          if (params === undefined) continue;
+          for (const node of nodesIn(cib)) if (succeededStart(lastOperation(cib, rsc, node))) void this.digestOf(rsc, node, params);
         }
       })
       .catch(() => undefined);
@@ -235,26 +239,46 @@ export class VipHandOver {
   }
 
   /**
-   * One look at Pacemaker: a CIB status read says whether it has acted on
-   * both VIP resources since the swap; only then (or every 2 s, to say why
-   * it does not hold, or when forced) the full proof, which adds one crm_mon.
+   * One look at Pacemaker: a CIB read (configuration and status at one
+   * moment) says whether it has acted on both VIP resources since the swap;
+   * only then (or every 2 s, to say why it does not hold, or when forced)
+   * the full proof, which adds one crm_mon. A look that fails is no proof.
    */
   private async pacemakerLook(force: boolean): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
-    const cibRead = readCibStatus(10_000);
     const due = force || Date.now() - this.lastFullProof > 2_000;
     const statusRead = due ? readStatus(10_000) : undefined;
-    const cib = await cibRead;
-    const acted = due || (await this.pacemakerActed(cib).catch(() => true));
-    if (!acted) return { proven: false, why: 'Pacemaker has not restarted the VIP resources yet' };
-    this.lastFullProof = Date.now();
-    return this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
+    // Handled here too: when the CIB read fails first, this one's failure must not go unheard.
+    statusRead?.catch(() => undefined);
+    try {
+      const cib = await readCib(10_000);
+      const acted = due || (await this.pacemakerActed(cib).catch(() => true));
+      if (!acted) return { proven: false, why: 'Pacemaker has not restarted the VIP resources yet' };
+      this.lastFullProof = Date.now();
+      return await this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
+    } catch (err) {
+      return { proven: false, why: `cannot read Pacemaker's view: ${(err as Error).message}` };
+    }
   }
 
-  /** Pacemaker's word: the new side's VIP resource started with its swapped address, the old one not carrying it. */
+  /**
+   * Pacemaker's word: the new side's VIP resource configured with the
+   * production address and started with exactly its configured parameters,
+   * the old one not carrying it.
+   */
   private async pacemakerProof(status: XmlElement, cib: XmlElement): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
     const { move } = this.ctx;
+    const { cfg } = this.ctx.plan;
     const toRsc = this.resourceOf(move.to);
     const fromRsc = this.resourceOf(move.from);
+    const production = this.addresses?.production;
+    if (!production) return { proven: false, why: 'the production address is not known to this worker' };
+    // What the CIB says now, not what the swap wrote: an administrator may have changed it since.
+    const toAddress = findAttribute(cib, toRsc, cfg.vip_parameter);
+    const fromAddress = findAttribute(cib, fromRsc, cfg.vip_parameter);
+    if (typeof toAddress !== 'object' || toAddress.value !== production) {
+      return { proven: false, why: `${toRsc} is not configured with the production address ${production} (${cfg.vip_parameter}=${typeof toAddress === 'object' ? toAddress.value : 'unset'}); give it back that address` };
+    }
+    if (typeof fromAddress === 'object' && fromAddress.value === production) return { proven: false, why: `${fromRsc} is configured with the production address ${production} too` };
     const to = runState(status, toRsc);
     const from = runState(status, fromRsc);
     if (!to) return { proven: false, why: `${toRsc} is not in the cluster status` };
@@ -264,10 +288,18 @@ export class VipHandOver {
     if (from && (!from.managed || from.failed || from.blocked)) return { proven: false, why: `${fromRsc} is ${!from.managed ? 'unmanaged' : 'failed'}: its address is not known to have moved` };
     const node = to.nodes[0]!;
     const fromNodes = from?.nodes ?? [];
-    const [toDigest, ...fromDigests] = await Promise.all([this.digestOf(toRsc, node), ...fromNodes.map((n) => this.digestOf(fromRsc, n))]);
-    if (!startedWith(lastOperation(cib, toRsc, node), toDigest)) return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
+    const toParams = instanceParamsText(cib, toRsc) ?? '';
+    const fromParams = instanceParamsText(cib, fromRsc) ?? '';
+    const [toDigest, ...fromDigests] = await Promise.all([this.digestOf(toRsc, node, toParams), ...fromNodes.map((n) => this.digestOf(fromRsc, n, fromParams))]);
+    // The digest is of the parameters of the moment it was asked: where crm_resource shows them, they must carry the production address.
+    const digested = toDigest?.params?.[cfg.vip_parameter];
+    if (digested !== undefined && digested !== production) {
+      this.digests.delete(digestKey(toRsc, node, toParams));
+      return { proven: false, why: `${toRsc}'s configuration changed while it was being checked; looking again` };
+    }
+    if (!startedWith(lastOperation(cib, toRsc, node), toDigest?.hash)) return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
     for (const [i, n] of fromNodes.entries()) {
-      if (!startedWith(lastOperation(cib, fromRsc, n), fromDigests[i])) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
+      if (!startedWith(lastOperation(cib, fromRsc, n), fromDigests[i]?.hash)) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
     }
     return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
   }
