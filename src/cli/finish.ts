@@ -34,15 +34,34 @@ export async function finishCommand(plan: Plan, waitSeconds: number): Promise<nu
     return report.finished ? 0 : 1;
   }
   await setInstanceAttribute(plan.instance, 'finish', 'true', 10_000);
-  out(`finish=true set on ${plan.instance} (running on ${running.nodes.join(', ')}); Pacemaker finishes through reload-agent`);
-  const until = Date.now() + waitSeconds * 1000;
+  const where = running.nodes.join(', ');
+  out(`finish=true set on ${plan.instance} (running on ${where}); Pacemaker finishes through reload-agent`);
+  const t0 = Date.now();
+  const until = t0 + waitSeconds * 1000;
+  let last: string | undefined = 'reverse';
   while (Date.now() < until) {
     await sleep(1_000);
-    if (phaseOf(await plan.state.readAll()) === 'finished') {
+    let now: string;
+    try {
+      now = phaseOf(await plan.state.readAll()) ?? 'forward';
+    } catch {
+      continue; // one unreadable CIB is no answer; the finish goes on
+    }
+    if (now === 'finished') {
       out('migration finished: nothing of it is left on either cluster; the resource stops');
       return 0;
     }
+    if (now !== last) out(`${new Date().toISOString()} phase ${now}`);
+    last = now;
+    if (now !== 'reverse' && now !== 'finishing') {
+      out(`finish was not carried out: the migration is in phase ${now} now (the agent sets finish=false then); see pgtwin-migrate status`);
+      return 1;
+    }
+    if (now === 'reverse' && Date.now() - t0 > 60_000) {
+      out(`Pacemaker has not begun the finish within 60 s (phase still reverse): is ${plan.instance} running and managed? (crm_mon -1); finish=true stays set and acts when it runs`);
+      return 1;
+    }
   }
-  out(`not finished after ${waitSeconds} s: the resource's monitor keeps trying; see pgtwin-migrate status and its log on ${running.nodes.join(', ')}`);
+  out(`finish under way but not done after ${waitSeconds} s (phase ${last}): the resource's monitor on ${where} carries it on and its log names what is left; pgtwin-migrate status shows the phase`);
   return 1;
 }

@@ -27,8 +27,8 @@ export async function switchCommand(plan: Plan, kind: SwitchKind, opts: SwitchOp
   const phase = phaseOf(cib) ?? 'forward';
   const state = cib.get(CUTOVER_KEY.state);
   const wantPhase = kind === 'cutover' ? 'forward' : 'reverse';
-  if (phase === 'finished') {
-    out(`migration ${plan.instance} is finished; nothing to switch`);
+  if (phase === 'finished' || phase === 'finishing') {
+    out(`migration ${plan.instance} is ${phase}; nothing to switch`);
     return 1;
   }
   if (phase === 'cutover' || phase === 'failback') {

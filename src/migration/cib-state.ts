@@ -6,13 +6,14 @@
  *
  * Phases: forward (production on the source, forward replication) →
  * cutover → reverse (production on the target, the way back watched) →
- * failback → forward again …, until finish → finished.
+ * failback → forward again …, until finish → finishing (the way back being
+ * removed; nothing watches or repairs it any more) → finished.
  */
 import { ClusterState, type Timeout } from '../cluster/attributes';
 import { CUTOVER_KEY } from './cutover/steps';
 
 /** Lasting phases; `cutover` and `failback` are read from the live record while a switch runs. */
-export type Phase = 'forward' | 'reverse' | 'finished' | 'cutover' | 'failback';
+export type Phase = 'forward' | 'reverse' | 'finishing' | 'finished' | 'cutover' | 'failback';
 
 const LIVE_KEYS: ReadonlySet<string> = new Set(Object.values(CUTOVER_KEY));
 
@@ -45,6 +46,7 @@ export function phaseOf(cib: ReadonlyMap<string, string>): Phase | undefined {
   const state = cib.get(CUTOVER_KEY.state);
   if (recorded === 'complete' || recorded === 'finished') return 'finished';
   if (state === 'running' || state === 'blocked') return cib.get(CUTOVER_KEY.kind) === 'failback' ? 'failback' : 'cutover';
+  if (recorded === 'finishing') return 'finishing';
   return recorded === 'reverse' ? 'reverse' : recorded === 'forward' ? 'forward' : undefined;
 }
 

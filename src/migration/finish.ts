@@ -1,6 +1,6 @@
 /**
  * finish (DESIGN §6b): ends the way back deliberately, in phase reverse
- * only. Drops the reverse subscriptions (and through them their slots on
+ * only; phase `finishing` is recorded first (see beginFinishing). Drops the reverse subscriptions (and through them their slots on
  * the target), publications, DDL triggers, the write fences and the
  * agent's schema on both clusters; checks that nothing of the migration is
  * left on either (remote slots included); then records the migration
@@ -25,7 +25,8 @@ import { dropSlot } from '../pg/slots';
 import { dropCaptureTrigger, dropAgentSchema } from '../pg/ddl-replication';
 import { removeFence } from '../pg/fence';
 import { OCF, OcfError } from '../ocf/exit-codes';
-import { setMetaAttribute } from '../cluster/resources';
+import { setMetaAttribute, setInstanceAttribute } from '../cluster/resources';
+import { randomUUID } from 'node:crypto';
 
 export interface FinishReport {
   readonly removed: string[];
@@ -103,32 +104,75 @@ async function finishDatabase(plan: Plan, o: DatabaseObjects, report: { removed:
   }
 }
 
+/** A database is not begun with less than this left of the action's time (the next monitor goes on). */
+const DATABASE_BUDGET_MS = 20_000;
+
+/**
+ * Records phase `finishing` before anything is removed: from then on no
+ * monitor repairs a fence and no switch starts, and a finish cut short (a
+ * timeout, a node lost) is carried on by the next start or monitor on any
+ * node. A compare-and-swap on the switch's lease and state, so that a
+ * failback launched since the phase was read makes this refuse.
+ */
+async function beginFinishing(plan: Plan, record: ReadonlyMap<string, string>): Promise<void> {
+  const outcome = await plan.state.casMany(
+    {
+      [KEY.phase]: 'finishing',
+      [CUTOVER_KEY.lease]: `finishing-${randomUUID()}`,
+      [KEY.history]: withEvent(record.get(KEY.history), 'finishing', `removing the way back from ${plan.cfg.objects.length} database(s)`),
+    },
+    [
+      { name: CUTOVER_KEY.lease, value: record.get(CUTOVER_KEY.lease) },
+      { name: CUTOVER_KEY.state, value: record.get(CUTOVER_KEY.state) },
+    ],
+  );
+  if (outcome !== 'applied') {
+    throw new OcfError(OCF.ERR_GENERIC, `cannot finish migration ${plan.instance}: its record changed while finish began (a failback starting?); see pgtwin-migrate status, then run finish again`);
+  }
+}
+
 export async function finish(plan: Plan): Promise<FinishReport> {
   const record = await plan.state.readAll();
   const phase = phaseOf(record);
   if (phase === 'finished') return { removed: [], leftovers: [], finished: true };
-  if (phase !== 'reverse') {
+  if (phase !== 'reverse' && phase !== 'finishing') {
     const why =
       phase === 'cutover' || phase === 'failback'
         ? `a ${phase} is running; let it end first (pgtwin-migrate status)`
         : `production is still on the source (phase ${phase ?? 'forward'}): finish ends the way back after a cutover; to abandon the migration use pgtwin-migrate teardown`;
     throw new OcfError(OCF.ERR_CONFIGURED, `cannot finish migration ${plan.instance}: ${why}`);
   }
+  if (phase === 'reverse') await beginFinishing(plan, record);
+  else plan.log.info('finish: carrying on a finish that began earlier');
   const report = { removed: [] as string[], leftovers: [] as string[] };
-  await settleAll(plan.cfg.objects, 8, (o) => finishDatabase(plan, o, report));
+  await settleAll(plan.cfg.objects, 8, async (o) => {
+    if (plan.deadline.remainingMs() < DATABASE_BUDGET_MS) {
+      report.leftovers.push(`${JSON.stringify(o.database)}: not reached within this action's time; the next monitor carries on`);
+      return;
+    }
+    await finishDatabase(plan, o, report);
+  });
   for (const r of report.removed) plan.log.info(`finish: removed ${r}`);
   if (report.leftovers.length > 0) {
     for (const l of report.leftovers) plan.log.warn(`finish: not removed: ${l}`);
     return { ...report, finished: false };
   }
   const now = new Date().toISOString();
+  const latest = await plan.state.readAll();
   await plan.state.setMany({
     [KEY.phase]: 'finished',
     [KEY.finishedAt]: now,
-    [KEY.history]: withEvent(record.get(KEY.history), 'finished', `the way back removed from ${plan.cfg.objects.length} database(s) on both clusters`),
+    [KEY.history]: withEvent(latest.get(KEY.history), 'finished', `the way back removed from ${plan.cfg.objects.length} database(s) on both clusters`),
     [CUTOVER_KEY.reverse]: '',
+    [CUTOVER_KEY.lease]: '',
   });
   removeStateFiles(plan.stateDir, plan.cfg.objects.map((o) => o.token));
+  // finish=true has done its work: left set, it would finish the next migration of this resource at its first cutover.
+  if (plan.cfg.finish) {
+    await setInstanceAttribute(plan.instance, 'finish', 'false', 10_000).catch((err: Error) =>
+      plan.log.warn(`finish: could not set finish=false on ${plan.instance} (${err.message}); set it yourself before this resource migrates again`),
+    );
+  }
   await setMetaAttribute(plan.instance, 'target-role', 'Stopped', 10_000).catch((err: Error) =>
     plan.log.warn(`finish: could not stop ${plan.instance} (${err.message}); stop it yourself: crm resource stop ${plan.instance}`),
   );
@@ -136,14 +180,22 @@ export async function finish(plan: Plan): Promise<FinishReport> {
   return { ...report, finished: true };
 }
 
-/** finish=true (reload-agent, monitor): finishes in phase reverse, says why not otherwise. */
+/**
+ * finish=true (reload-agent, monitor): finishes in phase reverse (or goes on
+ * with a finish under way). In any other phase it is set back to false with
+ * a warning: finish=true is an answer to one completed cutover, never an
+ * order standing for the next one.
+ */
 export async function finishWhenAsked(plan: Plan): Promise<FinishReport | undefined> {
   const phase = phaseOf(await plan.state.readAll());
-  if (phase !== 'reverse') {
-    if (phase !== 'finished') plan.log.warn(`finish=true is ignored in phase ${phase ?? 'forward'}: it ends the way back after a completed cutover`);
+  if (phase !== 'reverse' && phase !== 'finishing') {
+    if (phase !== 'finished') {
+      plan.log.warn(`finish=true is ignored in phase ${phase ?? 'forward'} and set back to false: it ends the way back after a completed cutover; set it again then`);
+      await setInstanceAttribute(plan.instance, 'finish', 'false', 10_000).catch((err: Error) => plan.log.warn(`cannot set finish=false on ${plan.instance}: ${err.message}`));
+    }
     return undefined;
   }
-  plan.log.info('finish=true: ending the way back');
+  plan.log.info(phase === 'reverse' ? 'finish=true: ending the way back' : 'finish: carrying on');
   const report = await finish(plan);
   if (!report.finished) plan.log.warn(`finish: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor tries again`);
   return report;

@@ -112,7 +112,7 @@ function family(name: string, help: string, samples: readonly Sample[]): string 
 }
 
 const STATES = ['streaming', 'copying', 'paused', 'broken'] as const;
-const PHASES = ['forward', 'cutover', 'reverse', 'failback', 'finished'] as const;
+const PHASES = ['forward', 'cutover', 'reverse', 'failback', 'finishing', 'finished'] as const;
 
 export function renderMetrics(resource: string, phase: string, cib: ReadonlyMap<string, string>, healths: readonly DatabaseHealth[]): string {
   const r = { resource };

@@ -34,7 +34,7 @@ export async function collectStatus(plan: Plan): Promise<StatusReport> {
   const cib = Object.fromEntries([...record].filter(([k]) => !/^proof-\d+$/.test(k) && k !== KEY.history));
   const phase = phaseOf(record) ?? 'not started';
   const base = { resource: plan.instance, phase, startedAt: cib[KEY.startedAt], cib, history: parseHistory(record.get(KEY.history)) };
-  if (phase === 'finished') return { ...base, databases: [], reverse: [] };
+  if (phase === 'finished' || phase === 'finishing') return { ...base, databases: [], reverse: [] };
   // Production on the target (or moving back): the way back is what is watched.
   const direction = phase === 'reverse' || phase === 'failback' ? 'reverse' : 'forward';
   const views = await observeAll(plan, COMPLETE, 50, direction);

@@ -20,7 +20,7 @@ import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
 import { checkFences, type SteadyPhase } from '../fences';
-import { finishWhenAsked } from '../finish';
+import { finish, finishWhenAsked } from '../finish';
 import { objectsOf, endpointsOf, type Direction } from '../direction';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
@@ -40,6 +40,13 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   if (phase === 'finished') {
     ctx.log.info(`migration ${instance} is finished; nothing to watch`);
     return OCF.SUCCESS;
+  }
+  if (phase === 'finishing') {
+    // A finish cut short (timeout, node lost): carried on here; nothing is watched or repaired any more.
+    setStep('finishing');
+    const report = await finish(plan);
+    if (report.finished) return OCF.SUCCESS;
+    throw new OcfError(OCF.DEGRADED, `finish under way: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor carries on`);
   }
   setStep('supervising the switch');
   const sw = await superviseCutover(plan, cib);

@@ -40,6 +40,12 @@ export async function start(ctx: ActionContext): Promise<number> {
     markRunning(ctx, plan);
     return OCF.SUCCESS;
   }
+  if (phase === 'finishing') {
+    // The way back is being removed: nothing to adopt; the monitor carries the finish on.
+    ctx.log.warn(`migration ${plan.instance} is finishing; the monitor carries the finish on`);
+    markRunning(ctx, plan);
+    return OCF.SUCCESS;
+  }
   if (phase === 'reverse') {
     // The way back runs by itself: a restart or a move creates nothing and copies nothing.
     setStep('checking the way back');
