@@ -485,8 +485,9 @@ has been false once.`,
     longdesc: `In phase reverse (after a completed cutover), true (crm resource param migration-forward
 set finish true; pcs resource update migration-forward finish=true) ends the migration
 deliberately, as pgtwin-migrate finish --yes does: reverse replication, the write fences and every object of the
-migration are removed from both clusters, the migration is recorded finished and the resource
-stops. Failback is impossible afterwards. Ignored in any other phase. Applied by reload.`,
+migration are removed from both clusters, the migration is recorded finished, finish is set
+back to false and the resource stops. Failback is impossible afterwards. In any other phase it is
+ignored and set back to false (it never waits for a later cutover). Applied by reload.`,
   },
   {
     name: 'cutover_debug',

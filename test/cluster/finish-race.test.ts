@@ -31,6 +31,8 @@ import {
   sqlOn,
   crmMon,
   runningOn,
+  anyNode,
+  onNodeOk,
 } from '../support/cluster';
 import { waitFor } from '../support/migration';
 import { createLoadDatabases, allDatabases } from '../support/cluster-load';
@@ -66,6 +68,8 @@ describe('pgtwin-migrate finish while the monitor checks the fences', () => {
     expect(fin.code, `${fin.stdout}\n${fin.stderr}`).toBe(0);
     expect(fin.stdout).toMatch(/finish=true set on cl-finish-race .*Pacemaker finishes through reload-agent/);
     expect((await migrationRecord(ID)).phase).toBe('finished');
+    // finish=true has done its work: left set, it would finish the next migration of this resource at its first cutover.
+    expect((await onNodeOk(await anyNode(), ['crm_resource', '--resource', ID, '--get-parameter', 'finish'])).trim()).toBe('false');
     await waitFor(`${ID} stopped`, async () => !runningOn(await crmMon(), ID), 120_000, 1000);
 
     const left: string[] = [];

@@ -105,6 +105,42 @@ describe('a production address that cannot move blocks the cutover', () => {
     );
   });
 
+  it('an administrator who puts the old addresses back while the switch is blocked gets no proof: the target stays fenced, the switch blocked', async () => {
+    const db = 'att_vip_reverted';
+    const m = await copiedMigration('att-vip-reverted', [db], { params: { sync_timeout: '10' } });
+    made.push(m);
+    await bothVipsStarted();
+    const vips = vipAddresses(await cibQuery());
+    const probe = new SplitProbe(m.source, m.target, db, 150);
+    try {
+      await crmResource(['--resource', VIP, '--meta', '--set-parameter', 'is-managed', '--parameter-value', 'false']);
+      await launchSwitch(m);
+      const blocked = await untilSwitchEnds(m.opts.instance);
+      expect(blocked['cutover-state'], `${blocked['cutover-error']}\n${switchLogs(m)}`).toBe('blocked');
+      // "Fixed" the wrong way: the swap undone by hand, the resource managed again. Both VIP
+      // resources then restart with exactly their configured parameters: Pacemaker's digests
+      // match, but the production address leads to the (fenced) source, not the target.
+      await crmResource(['--resource', 'postgres-vip', '--set-parameter', 'ip', '--parameter-value', vips.production!]);
+      await crmResource(['--resource', VIP, '--set-parameter', 'ip', '--parameter-value', vips.target!]);
+      await crmResource(['--resource', VIP, '--meta', '--delete-parameter', 'is-managed']);
+      await bothVipsStarted();
+      for (let i = 0; i < 3; i++) {
+        const mon = await monitor(m);
+        expect(mon.code, `monitor ${i + 1} after the addresses were put back:\n${mon.stderr}`).toBe(1);
+        expect(mon.exitReason).toMatch(/^cutover blocked: .*postgres-vip-18 is not configured with the production address/);
+        expect(await plainWrite(m.target, db), 'the target stays fenced: the address does not lead there').toBeUndefined();
+        expect(await plainWrite(m.source, db), 'the old source stays fenced').toBeUndefined();
+        await new Promise((r) => setTimeout(r, 3_000));
+      }
+      const still = await record(m.opts.instance);
+      expect(still['cutover-state']).toBe('blocked');
+      expect(still.phase).not.toBe('reverse');
+    } finally {
+      await probe.stop();
+    }
+    expect(probe.both()).toEqual([]);
+  });
+
   it('with the target VIP resource failing to start the cutover blocks with both clusters fenced, and finishes after a cleanup', async () => {
     await stuckThenFixed(
       'att-vip-failing',
