@@ -124,16 +124,25 @@ describe('a production address that cannot move blocks the cutover', () => {
       await crmResource(['--resource', VIP, '--set-parameter', 'ip', '--parameter-value', vips.target!]);
       await crmResource(['--resource', VIP, '--meta', '--delete-parameter', 'is-managed']);
       await bothVipsStarted();
+      // The next retry (each monitor starts one, min(sync_timeout, 60 s) long) says why it still has no proof.
+      await waitFor('the blocked reason naming the address put back', async () => {
+        await monitor(m);
+        return /postgres-vip-18 is not configured with the production address/.test((await record(m.opts.instance))['cutover-error'] ?? '');
+      }, 120_000, 2_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}; record: ${JSON.stringify(await record(m.opts.instance))}\n${switchLogs(m)}`);
+      });
       for (let i = 0; i < 3; i++) {
         const mon = await monitor(m);
         expect(mon.code, `monitor ${i + 1} after the addresses were put back:\n${mon.stderr}`).toBe(1);
-        expect(mon.exitReason).toMatch(/^cutover blocked: .*postgres-vip-18 is not configured with the production address/);
+        // The exit reason is cut to Pacemaker's length; the record has it whole (checked below).
+        expect(mon.exitReason).toMatch(/^cutover blocked: .*postgres-vip-18 is not configured/);
         expect(await plainWrite(m.target, db), 'the target stays fenced: the address does not lead there').toBeUndefined();
         expect(await plainWrite(m.source, db), 'the old source stays fenced').toBeUndefined();
         await new Promise((r) => setTimeout(r, 3_000));
       }
       const still = await record(m.opts.instance);
       expect(still['cutover-state']).toBe('blocked');
+      expect(still['cutover-error']).toMatch(/postgres-vip-18 is not configured with the production address .*; give it back that address/);
       expect(still.phase).not.toBe('reverse');
     } finally {
       await probe.stop();
