@@ -430,7 +430,9 @@ clusters, as the teardown command does.`,
     group: 'behaviour',
     shortdesc: 'Largest lag (bytes) at which a cutover may begin',
     longdesc: `Replication lag in bytes, measured on the source for every database, under which the cutover
-may fence writes. Larger lag means a longer read-only window.`,
+may fence writes. Larger lag means a longer read-only window. Under a steady write load the lag
+in bytes seldom falls that low although the target keeps up, so a database also counts as
+caught up when its slot has confirmed every position the source had half a second earlier.`,
   },
   {
     name: 'monitor_interval',
