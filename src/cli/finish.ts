@@ -20,7 +20,7 @@ const out = (line: string) => process.stdout.write(`${escapeControls(line)}\n`);
 
 export async function finishCommand(plan: Plan, waitSeconds: number): Promise<number> {
   const phase = phaseOf(await plan.state.readAll());
-  const running = phase === 'reverse' ? runState(await readStatus(15_000), plan.instance) : undefined;
+  const running = phase === 'reverse' || phase === 'finishing' ? runState(await readStatus(15_000), plan.instance) : undefined;
   if (!running || running.nodes.length === 0) {
     // Stopped (or not in phase reverse, where finish says why it cannot): done here.
     const report = await finish(plan);
@@ -33,12 +33,16 @@ export async function finishCommand(plan: Plan, waitSeconds: number): Promise<nu
     );
     return report.finished ? 0 : 1;
   }
-  await setInstanceAttribute(plan.instance, 'finish', 'true', 10_000);
   const where = running.nodes.join(', ');
-  out(`finish=true set on ${plan.instance} (running on ${where}); Pacemaker finishes through reload-agent`);
+  if (phase === 'reverse') {
+    await setInstanceAttribute(plan.instance, 'finish', 'true', 10_000);
+    out(`finish=true set on ${plan.instance} (running on ${where}); Pacemaker finishes through reload-agent`);
+  } else {
+    out(`a finish is under way; ${plan.instance}'s monitor on ${where} carries it on`);
+  }
   const t0 = Date.now();
   const until = t0 + waitSeconds * 1000;
-  let last: string | undefined = 'reverse';
+  let last: string | undefined = phase;
   while (Date.now() < until) {
     await sleep(1_000);
     let now: string;

@@ -118,10 +118,10 @@ export async function runCli(argv: string[]): Promise<void> {
           const plan = await resolvePlan(ctx, { lenient: true });
           // Past a cutover (or during a switch) the old side is fenced for a reason: production is on the other one.
           const phase = phaseOf(await plan.state.readAll());
-          if (!args.force && (phase === 'reverse' || phase === 'cutover' || phase === 'failback')) {
+          if (!args.force && (phase === 'reverse' || phase === 'finishing' || phase === 'cutover' || phase === 'failback')) {
             process.stderr.write(
               `teardown refused: migration ${plan.instance} is in phase ${phase}; removing the write fences now would let both clusters take writes. ` +
-                `${phase === 'reverse' ? 'End the way back with pgtwin-migrate finish --yes' : 'Let the switch end (pgtwin-migrate status)'}, or add --force\n`,
+                `${phase === 'reverse' ? 'End the way back with pgtwin-migrate finish --yes' : phase === 'finishing' ? 'A finish is under way: pgtwin-migrate finish --yes carries it on' : 'Let the switch end (pgtwin-migrate status)'}, or add --force\n`,
             );
             return 1;
           }

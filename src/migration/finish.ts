@@ -124,6 +124,7 @@ async function beginFinishing(plan: Plan, record: ReadonlyMap<string, string>): 
     [
       { name: CUTOVER_KEY.lease, value: record.get(CUTOVER_KEY.lease) },
       { name: CUTOVER_KEY.state, value: record.get(CUTOVER_KEY.state) },
+      { name: KEY.phase, value: record.get(KEY.phase) },
     ],
   );
   if (outcome !== 'applied') {

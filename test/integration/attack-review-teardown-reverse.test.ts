@@ -6,11 +6,14 @@
  * unless told --force.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Migration } from '../support/migration';
 import { ident, sql } from '../support/rig';
 import { SCHEMA, copiedMigration, launchSwitch, untilSwitchEnds, switchLogs, record } from '../support/attack';
 import { createPlainRole, dropRoleEverywhere, disposeAnyPhase, writeAs } from '../support/review';
 
+const exec = promisify(execFile);
 const DB = 'rv_teardown';
 const APP = 'rv_teardown_app';
 // An id of its own: after the cutover the source's sequence lags the ids written on the target.
@@ -46,5 +49,22 @@ describe('review 8: teardown in phase reverse refuses without --force', () => {
     expect(td.code, out).not.toBe(0);
     expect(`${td.stdout}${td.stderr}`, out).toMatch(/--force/);
     expect((await record(m!.opts.instance)).phase, out).toBe('reverse');
+  });
+
+  it('a finish cut short (phase finishing) is refused to teardown too, and the next monitor carries it on to the end', async () => {
+    // As a finish killed by its action's timeout leaves it: phase finishing recorded, nothing removed yet.
+    await exec('crm_attribute', ['--type', 'crm_config', '--set-name', `pgtwin-migrate-${m!.opts.instance}`, '--name', 'phase', '--update', 'finishing']);
+    const td = await m!.cli(['teardown', '--yes']);
+    const out = `exit ${td.code}\nstdout:\n${td.stdout}\nstderr:\n${td.stderr}`;
+    expect(td.code, out).not.toBe(0);
+    expect(`${td.stdout}${td.stderr}`, out).toMatch(/finish is under way: pgtwin-migrate finish --yes carries it on, or add --force/);
+    expect(await writeAs(m!.source, DB, APP, INSERT), out).toBe('25006');
+    // The monitor finishes what was begun; it never repairs a fence in this phase.
+    const mon = await m!.run('monitor');
+    expect(mon.code, mon.stderr).toBe(0);
+    expect((await record(m!.opts.instance)).phase).toBe('finished');
+    expect(await writeAs(m!.source, DB, APP, INSERT)).toBe('ok');
+    const left = await sql<{ n: string }>(m!.source, DB, "SELECT count(*)::text AS n FROM pg_trigger WHERE tgname = 'pgtwin_migrate_fence'");
+    expect(left[0]!.n).toBe('0');
   });
 });

@@ -58,8 +58,13 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   const steady: SteadyPhase = phase === 'reverse' ? 'reverse' : 'forward';
   if (steady === 'reverse' && plan.cfg.finish) {
     setStep('finishing');
-    const report = await finishWhenAsked(plan);
+    // A finish begun here is carried on by the next monitor, never watched as the way back it is removing.
+    const report = await finishWhenAsked(plan).catch((err: Error) => {
+      ctx.log.warn(`monitor: finish=true not carried out: ${err.message}`);
+      return undefined;
+    });
     if (report?.finished) return OCF.SUCCESS;
+    if (report) throw new OcfError(OCF.DEGRADED, `finish under way: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor carries on`);
   }
   setStep('checking the write fences');
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
