@@ -48,6 +48,13 @@ export function findAttribute(
   return { resource: id, name, value: nv.attrs.value ?? '', path: pathOf(nv) };
 }
 
+/** How many instance attribute sets of resource `id` name `name` (more than one: rules or scores choose among them). */
+export function attributeCount(root: XmlElement, id: string, name: string): number {
+  const rsc = findResource(root, id);
+  if (!rsc) return 0;
+  return rsc.children.filter((c) => c.tag === 'instance_attributes').filter((s) => s.children.some((n) => n.tag === 'nvpair' && n.attrs.name === name)).length;
+}
+
 /**
  * Resource `id`'s instance attributes as one comparable text (sorted
  * name=value lines); undefined when there is no such resource. A digest

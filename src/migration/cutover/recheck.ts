@@ -34,6 +34,8 @@ const RECENT_MS = 2_000;
  * this long before (what is left after the fence then drains in about as long).
  */
 const KEEP_UP_MS = 500;
+/** A position older than this says too little (a burst written since could be far behind): bytes decide then. */
+const KEEP_UP_MAX_AGE_MS = 3_000;
 
 export async function recheck(ctx: CutoverContext): Promise<void> {
   checkBaseline(ctx, await ctx.plan.state.readAll());
@@ -51,7 +53,8 @@ export async function recheck(ctx: CutoverContext): Promise<void> {
     const now = Date.now();
     positions.push({ at: now, lsn: walLsn });
     while (positions.length > 1 && positions[1]!.at <= now - KEEP_UP_MS) positions.shift();
-    const before = positions[0]!.at <= now - KEEP_UP_MS ? positions[0]!.lsn : undefined;
+    const age = now - positions[0]!.at;
+    const before = age >= KEEP_UP_MS && age <= KEEP_UP_MAX_AGE_MS ? positions[0]!.lsn : undefined;
     await ctx.eachDatabase('checking readiness', async (o) => {
       const why = await notReady(ctx, o);
       const db = JSON.stringify(o.database);

@@ -14,7 +14,7 @@ import { CUTOVER_KEY } from './steps';
 import type { CutoverContext } from './context';
 import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
-import { readResourcesSection, requireAttribute, findAttribute, instanceParamsText, type AttributeRef } from '../../cluster/resources';
+import { readResourcesSection, requireAttribute, findAttribute, attributeCount, instanceParamsText, type AttributeRef } from '../../cluster/resources';
 import { readStatus } from '../../cluster/crm-mon';
 import { runState, lastOperation, readCibStatus, readCib, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
@@ -58,6 +58,11 @@ export class VipHandOver {
       throw new CutoverAbort('production_vip_resource and target_vip_resource must name the two VIP resources: the switch moves the production address between them');
     }
     const resources = await readResourcesSection(10_000);
+    // The swap rewrites one nvpair per resource: where several sets name the address, the one in effect may be another.
+    for (const rsc of [this.resourceOf(move.from), this.resourceOf(move.to)]) {
+      const n = attributeCount(resources, rsc, cfg.vip_parameter);
+      if (n > 1) throw new CutoverAbort(`${rsc} has ${cfg.vip_parameter} in ${n} instance attribute sets; the switch swaps one address per VIP resource: keep ${cfg.vip_parameter} in one set (crm configure edit ${rsc})`);
+    }
     const from = requireAttribute(resources, this.resourceOf(move.from), cfg.vip_parameter);
     const to = requireAttribute(resources, this.resourceOf(move.to), cfg.vip_parameter);
     if (from.value === to.value) throw new CutoverAbort(`${from.resource} and ${to.resource} both have ${cfg.vip_parameter}=${from.value}; fix the VIP resources`);
