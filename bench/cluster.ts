@@ -130,6 +130,8 @@ describe.runIf(which === 'all' || which === 'cutover')('cutover on the cluster r
       const id = `bench-co-${n}`;
       const dbs = { writer: Array.from({ length: n }, (_, i) => `bco_${n}_${String(i).padStart(2, '0')}`), bank: `bco_${n}_bank` };
       let load: Load | undefined;
+      // The last run's cutover left the production address on the target's VIP: the rig's shape back first.
+      await heal();
       await createLoadDatabases(dbs);
       await configureMigration(id, migrationParams(allDatabases(dbs)), (await roles()).target.standby);
       try {
