@@ -32,6 +32,15 @@ export interface Addresses {
   readonly other: string;
 }
 
+/** How long a connection probe's answer stands for the address. */
+const PROBE_FRESH_MS = 1_500;
+
+interface ProbeResult {
+  readonly reached: 'to' | 'from' | 'none';
+  readonly address: string;
+  readonly systemId?: string;
+}
+
 const digestKey = (rsc: string, node: string, params: string) => `${rsc}\0${node}\0${params}`;
 
 export class VipHandOver {
@@ -237,7 +246,8 @@ export class VipHandOver {
   }
 
   private async proveAddress(force = false): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
-    const [net, pcmk] = await Promise.all([this.probe(), this.pacemakerLook(force)]);
+    const net = this.netLook();
+    const pcmk = await this.pacemakerLook(force);
     if (net.reached === 'from') return { proven: false, why: `a connection to ${net.address} still reaches the ${this.ctx.move.from}` };
     if (net.reached === 'to') return { proven: true, how: `a connection to ${net.address} reached the ${this.ctx.move.to} (system identifier ${net.systemId})` };
     return pcmk.proven ? { proven: true, how: pcmk.how } : { proven: false, why: pcmk.why };
@@ -309,21 +319,41 @@ export class VipHandOver {
     return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
   }
 
-  /** After a probe timed out (the address drops packets), probe again only now and then. */
-  private probeQuietUntil = 0;
+  /**
+   * The connection probe runs beside the looks at Pacemaker, never holding
+   * them up: while an address is in motion a connection can take its whole
+   * second to fail. A look uses the last probe's answer while it is fresh,
+   * and starts the next probe when none is in flight.
+   */
+  private probing: Promise<void> | undefined;
+  private lastProbe: { at: number; r: ProbeResult } | undefined;
+
+  private netLook(): ProbeResult {
+    if (!this.probing) {
+      this.probing = this.probe()
+        .then((r) => {
+          this.lastProbe = { at: Date.now(), r };
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          this.probing = undefined;
+        });
+    }
+    const l = this.lastProbe;
+    return l && Date.now() - l.at <= PROBE_FRESH_MS ? l.r : { reached: 'none', address: this.addresses?.production ?? '' };
+  }
 
   /**
    * Connects through the production address to the new side's port (as the
    * agent connects anywhere: its TLS and password rules) and reads the
    * server's system identifier.
    */
-  private async probe(): Promise<{ reached: 'to' | 'from' | 'none'; address: string; systemId?: string }> {
+  private async probe(): Promise<ProbeResult> {
     const { plan, move } = this.ctx;
     const address = this.addresses?.production ?? '';
-    if (!address || Date.now() < this.probeQuietUntil) return { reached: 'none', address };
+    if (!address) return { reached: 'none', address };
     const ep = move.to === 'target' ? plan.targetPrimary : plan.sourcePrimary;
     const ids = await this.systemIds();
-    const t0 = Date.now();
     try {
       const c = await connect({ ...ep, host: address, role: 'production address' }, this.ctx.dbs[0]!.database, { timeoutMs: 1_000, statementTimeoutMs: 1_000 });
       try {
@@ -334,7 +364,6 @@ export class VipHandOver {
         await c.end().catch(() => undefined);
       }
     } catch {
-      if (Date.now() - t0 >= 900) this.probeQuietUntil = Date.now() + 5_000;
       return { reached: 'none', address };
     }
   }
