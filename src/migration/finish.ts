@@ -1,8 +1,9 @@
 /**
  * finish (DESIGN §6b): ends the way back deliberately, in phase reverse
- * only; phase `finishing` is recorded first (see beginFinishing). Drops the reverse subscriptions (and through them their slots on
- * the target), publications, DDL triggers, the write fences and the
- * agent's schema on both clusters; checks that nothing of the migration is
+ * only; phase `finishing` is recorded first (see beginFinishing). Drops the
+ * reverse subscriptions (and through them their slots on the target),
+ * publications, DDL triggers, the write fences and the agent's schema on
+ * both clusters; checks that nothing of the migration is
  * left on either (remote slots included); then records the migration
  * finished in the CIB and stops the resource. Whatever cannot be reached is
  * reported, and finish can simply run again. After it, the old source takes

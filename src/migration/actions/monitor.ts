@@ -20,7 +20,7 @@ import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
 import { checkFences, type SteadyPhase } from '../fences';
-import { finish, finishWhenAsked } from '../finish';
+import { finish, finishWhenAsked, type FinishReport } from '../finish';
 import { objectsOf, endpointsOf, type Direction } from '../direction';
 import { withClient } from '../../pg/connection';
 import { refreshSubscription } from '../../pg/subscription';
@@ -44,9 +44,7 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   if (phase === 'finishing') {
     // A finish cut short (timeout, node lost): carried on here; nothing is watched or repaired any more.
     setStep('finishing');
-    const report = await finish(plan);
-    if (report.finished) return OCF.SUCCESS;
-    throw new OcfError(OCF.DEGRADED, `finish under way: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor carries on`);
+    return finishOutcome(await finish(plan));
   }
   setStep('supervising the switch');
   const sw = await superviseCutover(plan, cib);
@@ -63,8 +61,7 @@ export async function monitor(ctx: ActionContext): Promise<number> {
       ctx.log.warn(`monitor: finish=true not carried out: ${err.message}`);
       return undefined;
     });
-    if (report?.finished) return OCF.SUCCESS;
-    if (report) throw new OcfError(OCF.DEGRADED, `finish under way: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor carries on`);
+    if (report) return finishOutcome(report);
   }
   setStep('checking the write fences');
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
@@ -95,6 +92,12 @@ export async function monitor(ctx: ActionContext): Promise<number> {
     throw new OcfError(OCF.ERR_GENERIC, verdict.reason);
   }
   return OCF.SUCCESS;
+}
+
+/** A finish this monitor carried out: done, or under way (degraded) until the next monitor carries it on. */
+function finishOutcome(report: FinishReport): number {
+  if (report.finished) return OCF.SUCCESS;
+  throw new OcfError(OCF.DEGRADED, `finish under way: ${report.leftovers.length} object(s) left (${report.leftovers[0]}); the next monitor carries on`);
 }
 
 /** The history notes when the initial copy of every database was first seen done. */

@@ -189,8 +189,12 @@ export class VipHandOver {
   private before: { to: Map<string, string>; from: Map<string, string> } | undefined;
   private lastFullProof = 0;
 
-  private async lastDigests(cibStatus?: XmlElement): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
-    const cib = cibStatus ?? (await readCibStatus(10_000));
+  private async lastDigests(): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
+    return this.operationsIn(await readCibStatus(10_000));
+  }
+
+  /** Each VIP resource's last operation per node (kind, call id, digest), from a CIB status. */
+  private operationsIn(cib: XmlElement): { to: Map<string, string>; from: Map<string, string> } {
     const digests = (rsc: string) => {
       const out = new Map<string, string>();
       for (const node of nodesIn(cib)) {
@@ -203,9 +207,9 @@ export class VipHandOver {
   }
 
   /** Whether the CIB status shows Pacemaker has acted on both VIP resources since the swap. */
-  private async pacemakerActed(cibStatus: XmlElement): Promise<boolean> {
+  private pacemakerActed(cibStatus: XmlElement): boolean {
     if (!this.before) return true;
-    const now = await this.lastDigests(cibStatus);
+    const now = this.operationsIn(cibStatus);
     const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
     return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
   }
@@ -266,7 +270,7 @@ export class VipHandOver {
     statusRead?.catch(() => undefined);
     try {
       const cib = await readCib(10_000);
-      const acted = due || (await this.pacemakerActed(cib).catch(() => true));
+      const acted = due || this.pacemakerActed(cib);
       if (!acted) return { proven: false, why: 'Pacemaker has not restarted the VIP resources yet' };
       this.lastFullProof = Date.now();
       return await this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
