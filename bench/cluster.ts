@@ -59,6 +59,7 @@ import { waitFor } from '../test/support/migration';
 import { createLoadDatabases, allDatabases, startLoad, outages, pgbenchSummary, type Load } from '../test/support/cluster-load';
 import { parseXml } from '../src/cluster/xml';
 import { findAttribute } from '../src/cluster/resources';
+import { vipOrderXml } from '../src/migration/cutover/vip';
 
 const which = process.env.BENCH ?? 'all';
 const SIZES = (process.env.SIZES ?? '1,10,50').split(',').map(Number);
@@ -102,7 +103,7 @@ async function floorOnce(): Promise<number> {
     };
     const frag =
       `<configuration><resources>${set(p.resource, pIp)}${set(t.resource, tIp)}</resources>` +
-      `<constraints><rsc_order id="bench-floor-vip-order" first="${p.resource}" then="${t.resource}" kind="Optional" symmetrical="true"/></constraints></configuration>`;
+      `<constraints>${vipOrderXml('bench-floor-vip-order', p.resource, t.resource)}</constraints></configuration>`;
     await onNodeOk(node, ['cibadmin', '--modify', '--allow-create', '--xpath', '/cib/configuration', '--xml-text', frag]);
   };
   const t0 = Date.now();

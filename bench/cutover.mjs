@@ -121,7 +121,7 @@ async function floorOnce() {
       '<configuration><resources>' +
       `<primitive id="postgres-vip"><instance_attributes id="postgres-vip-params"><nvpair id="postgres-vip-ip" name="ip" value="${x}"/></instance_attributes></primitive>` +
       `<primitive id="postgres-vip-18"><instance_attributes id="postgres-vip-18-params"><nvpair id="postgres-vip-18-ip" name="ip" value="${y}"/></instance_attributes></primitive>` +
-      '</resources><constraints><rsc_order id="bench-floor-vip-order" first="postgres-vip" then="postgres-vip-18" kind="Optional" symmetrical="true"/></constraints></configuration>';
+      '</resources><constraints><rsc_order id="bench-floor-vip-order" first="postgres-vip" first-action="stop" then="postgres-vip-18" then-action="start" kind="Optional" symmetrical="true"/></constraints></configuration>';
     execFileSync('cibadmin', ['--modify', '--allow-create', '--xpath', '/cib/configuration', '--xml-text', frag]);
   };
   const until = async (pred) => {

@@ -950,7 +950,7 @@ restore_configuration() {
     on_node "$n" cibadmin --modify --allow-create --scope configuration --xml-text "<configuration><resources>\
 <primitive id=\"postgres-vip\"><instance_attributes id=\"postgres-vip-params\"><nvpair id=\"postgres-vip-ip\" name=\"ip\" value=\"$VIP_PRODUCTION\"/></instance_attributes></primitive>\
 <primitive id=\"postgres-vip-18\"><instance_attributes id=\"postgres-vip-18-params\"><nvpair id=\"postgres-vip-18-ip\" name=\"ip\" value=\"$VIP_TARGET\"/></instance_attributes></primitive>\
-</resources><constraints><rsc_order id=\"rig-heal-vip-order\" first=\"postgres-vip\" then=\"postgres-vip-18\" kind=\"Optional\" symmetrical=\"true\"/></constraints></configuration>" >/dev/null
+</resources><constraints><rsc_order id=\"rig-heal-vip-order\" first=\"postgres-vip\" first-action=\"stop\" then=\"postgres-vip-18\" then-action=\"start\" kind=\"Optional\" symmetrical=\"true\"/></constraints></configuration>" >/dev/null
     wait_until 60 "both VIPs restarted" resources_ready || true
   fi
   # The VIP order constraints (the agent's and this one) once the addresses are where they belong.

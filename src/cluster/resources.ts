@@ -60,12 +60,13 @@ export function attributeCount(root: XmlElement, id: string, name: string): numb
  * name=value lines); undefined when there is no such resource. A digest
  * Pacemaker computed for one text holds only while the text is the same.
  */
-export function instanceParamsText(root: XmlElement, id: string): string | undefined {
+export function instanceParamsText(root: XmlElement, id: string, overrides: Readonly<Record<string, string>> = {}): string | undefined {
   const rsc = findResource(root, id);
   if (!rsc) return undefined;
+  const valueOf = (n: XmlElement) => overrides[n.attrs.name ?? ''] ?? n.attrs.value ?? '';
   const pairs = rsc.children
     .filter((c) => c.tag === 'instance_attributes')
-    .flatMap((s) => s.children.filter((n) => n.tag === 'nvpair').map((n) => `${n.attrs.name ?? ''}=${n.attrs.value ?? ''}`));
+    .flatMap((s) => s.children.filter((n) => n.tag === 'nvpair').map((n) => `${n.attrs.name ?? ''}=${valueOf(n)}`));
   return pairs.sort().join('\n');
 }
 

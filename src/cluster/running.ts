@@ -83,9 +83,15 @@ export interface ConfiguredDigest {
   readonly params: Readonly<Record<string, string>> | undefined;
 }
 
-/** The digest Pacemaker computes for `rsc`'s configured parameters on `node` (what its last start must show). */
-export async function configuredDigest(rsc: string, node: string, timeoutMs: number): Promise<ConfiguredDigest | undefined> {
-  const r = await run('crm_resource', ['--digests', '--resource', rsc, '--node', node, '--output-as=xml'], { timeoutMs });
+/**
+ * The digest Pacemaker computes for `rsc`'s configured parameters on `node`
+ * (what its last start must show); with `overrides`, the digest those
+ * parameters would have with the named ones changed (crm_resource computes it
+ * the way the scheduler does, for a change not made yet).
+ */
+export async function configuredDigest(rsc: string, node: string, timeoutMs: number, overrides: Readonly<Record<string, string>> = {}): Promise<ConfiguredDigest | undefined> {
+  const changed = Object.entries(overrides).map(([k, v]) => `${k}=${v}`);
+  const r = await run('crm_resource', ['--digests', '--resource', rsc, '--node', node, '--output-as=xml', ...changed], { timeoutMs });
   if (r.code !== 0) return undefined;
   const doc = parseXml(r.stdout);
   const all = findFirst(doc, (e) => e.tag === 'digest' && e.attrs.type === 'all');

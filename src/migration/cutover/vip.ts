@@ -16,7 +16,7 @@ import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
 import { readResourcesSection, requireAttribute, findAttribute, attributeCount, instanceParamsText, type AttributeRef } from '../../cluster/resources';
 import { readStatus } from '../../cluster/crm-mon';
-import { runState, lastOperation, readCibStatus, readCib, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
+import { runState, lastOperation, readCib, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
 import type { XmlElement } from '../../cluster/xml';
 import { connect } from '../../pg/connection';
@@ -43,6 +43,16 @@ interface ProbeResult {
 
 const digestKey = (rsc: string, node: string, params: string) => `${rsc}\0${node}\0${params}`;
 
+/**
+ * The order the swap adds: the VIP resource giving up an address stops
+ * before the other one starts with it, both ways (symmetrical: stop of the
+ * second before start of the first). The two stops run at once, then the two
+ * starts: one address never on two nodes, and two steps instead of four.
+ */
+export function vipOrderXml(id: string, first: string, then: string): string {
+  return `<rsc_order id="${xmlEscape(id)}" first="${xmlEscape(first)}" first-action="stop" then="${xmlEscape(then)}" then-action="start" kind="Optional" symmetrical="true"/>`;
+}
+
 export class VipHandOver {
   private refs: { from: AttributeRef; to: AttributeRef } | undefined;
   private addresses: Addresses | undefined;
@@ -66,7 +76,8 @@ export class VipHandOver {
     if (!this.configured) {
       throw new CutoverAbort('production_vip_resource and target_vip_resource must name the two VIP resources: the switch moves the production address between them');
     }
-    const resources = await readResourcesSection(10_000);
+    // Configuration and status of one moment: the addresses, and where each VIP resource last started.
+    const resources = await readCib(10_000);
     // The swap rewrites one nvpair per resource: where several sets name the address, the one in effect may be another.
     for (const rsc of [this.resourceOf(move.from), this.resourceOf(move.to)]) {
       const n = attributeCount(resources, rsc, cfg.vip_parameter);
@@ -77,10 +88,35 @@ export class VipHandOver {
     if (from.value === to.value) throw new CutoverAbort(`${from.resource} and ${to.resource} both have ${cfg.vip_parameter}=${from.value}; fix the VIP resources`);
     this.refs = { from, to };
     this.addresses = { production: from.value, other: to.value };
-    this.before = await this.lastDigests().catch(() => undefined);
+    this.before = this.operationsIn(resources);
+    await this.precomputeDigests(resources);
     this.ctx.recordInBackground({ [CUTOVER_KEY.productionIp]: from.value, [CUTOVER_KEY.targetIp]: to.value });
     return this.addresses;
   }
+
+  /**
+   * Before the fence: the digest each VIP resource will have once its address
+   * is swapped, on each node where it last started, asked now (crm_resource
+   * with the new address as an override) so that the proof inside the
+   * read-only window costs no crm_resource. Kept under the parameter text the
+   * swap will produce: should anything else change, the proof asks afresh.
+   */
+  private async precomputeDigests(cib: XmlElement): Promise<void> {
+    const { cfg } = this.ctx.plan;
+    const { move } = this.ctx;
+    const { production, other } = this.addresses!;
+    const asked: Array<Promise<unknown>> = [];
+    for (const [rsc, value] of [[this.resourceOf(move.to), production], [this.resourceOf(move.from), other]] as const) {
+      const overrides = { [cfg.vip_parameter]: value };
+      const params = instanceParamsText(cib, rsc, overrides);
+      if (params === undefined) continue;
+      for (const node of nodesIn(cib)) if (succeededStart(lastOperation(cib, rsc, node))) asked.push(this.digestOf(rsc, node, params, overrides));
+    }
+    this.precomputed = asked.length > 0;
+    await Promise.all(asked);
+  }
+
+  private precomputed = false;
 
   /** The addresses as the switch recorded them (after a takeover: from the CIB record). */
   restore(record: ReadonlyMap<string, string>): void {
@@ -103,7 +139,7 @@ export class VipHandOver {
     if (!this.refs || !this.addresses) await this.read();
     const { from, to } = this.refs!;
     const { production, other } = this.addresses!;
-    const order = `<rsc_order id="${xmlEscape(`pgtwin-migrate-${plan.instance}-vip-order`)}" first="${xmlEscape(cfg.production_vip_resource)}" then="${xmlEscape(cfg.target_vip_resource)}" kind="Optional" symmetrical="true"/>`;
+    const order = vipOrderXml(`pgtwin-migrate-${plan.instance}-vip-order`, cfg.production_vip_resource, cfg.target_vip_resource);
     const swappedAt = new Date().toISOString();
     const [outcome, lease] = await this.ctx.withLease(async (lease) => [
       await plan.state.casMany(
@@ -145,7 +181,7 @@ export class VipHandOver {
     }
     this.ctx.step = 'swapped';
     this.ctx.proof.swappedAt = swappedAt;
-    this.prefetchDigests();
+    if (!this.precomputed) this.prefetchDigests();
     this.ctx.log.info(`${move.kind}: addresses swapped in one CIB update: ${to.resource} now has ${production}, ${from.resource} has ${other}`);
   }
 
@@ -161,6 +197,10 @@ export class VipHandOver {
     let lastWhy = '';
     let lastReport = 0;
     let stopSeenAt: number | undefined;
+    // While Pacemaker restarts the VIP resources a crm_mon only competes with it: the first
+    // full look waits until the CIB shows it acted (or 2 s, to say why not). After a takeover,
+    // with nothing to compare, the first look is a full one.
+    if (this.before) this.lastFullProof = Date.now();
     for (;;) {
       const r = await this.proveAddress().catch((err: Error) => ({ proven: false as const, why: `cannot look: ${err.message}` }));
       if (r.proven) return r.how;
@@ -189,10 +229,6 @@ export class VipHandOver {
   private before: { to: Map<string, string>; from: Map<string, string> } | undefined;
   private lastFullProof = 0;
 
-  private async lastDigests(): Promise<{ to: Map<string, string>; from: Map<string, string> }> {
-    return this.operationsIn(await readCibStatus(10_000));
-  }
-
   /** Each VIP resource's last operation per node (kind, call id, digest), from a CIB status. */
   private operationsIn(cib: XmlElement): { to: Map<string, string>; from: Map<string, string> } {
     const digests = (rsc: string) => {
@@ -206,12 +242,18 @@ export class VipHandOver {
     return { to: digests(this.resourceOf(this.ctx.move.to)), from: digests(this.resourceOf(this.ctx.move.from)) };
   }
 
-  /** Whether the CIB status shows Pacemaker has acted on both VIP resources since the swap. */
+  /**
+   * Whether the CIB status shows Pacemaker has acted on both VIP resources
+   * since the swap: the new side's started again somewhere (a stop alone is
+   * half way), the old side's changed or gone.
+   */
   private pacemakerActed(cibStatus: XmlElement): boolean {
     if (!this.before) return true;
     const now = this.operationsIn(cibStatus);
+    const toRsc = this.resourceOf(this.ctx.move.to);
     const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
-    return changed(this.before.to, now.to) && (changed(this.before.from, now.from) || now.from.size === 0);
+    const toStarted = [...now.to].some(([node, v]) => this.before!.to.get(node) !== v && succeededStart(lastOperation(cibStatus, toRsc, node)));
+    return toStarted && (changed(this.before.from, now.from) || now.from.size === 0);
   }
 
   /**
@@ -225,11 +267,11 @@ export class VipHandOver {
    */
   private digests = new Map<string, Promise<ConfiguredDigest | undefined>>();
 
-  private digestOf(rsc: string, node: string, params: string): Promise<ConfiguredDigest | undefined> {
+  private digestOf(rsc: string, node: string, params: string, overrides: Readonly<Record<string, string>> = {}): Promise<ConfiguredDigest | undefined> {
     const k = digestKey(rsc, node, params);
     let d = this.digests.get(k);
     if (!d) {
-      d = configuredDigest(rsc, node, 10_000).catch(() => undefined);
+      d = configuredDigest(rsc, node, 10_000, overrides).catch(() => undefined);
       // A failed answer is asked again next time.
       void d.then((v) => v === undefined && this.digests.delete(k));
       this.digests.set(k, d);
