@@ -210,12 +210,25 @@ export class ClusterState {
   }
 }
 
-/** Name of the node this agent runs on, as Pacemaker knows it. */
-export async function localNodeName(timeoutMs: number): Promise<string> {
-  const r = await run('crm_node', ['--name'], { timeoutMs });
-  const name = r.stdout.trim();
-  if (r.code !== 0 || name === '') {
-    throw new OcfError(OCF.ERR_GENERIC, `crm_node --name failed (exit ${r.code}): ${firstLine(r)}; is Pacemaker running here?`);
-  }
-  return name;
+let nodeName: Promise<string> | undefined;
+
+/**
+ * Name of the node this agent runs on, as Pacemaker knows it: asked once per
+ * process (a failed answer is asked again), so that an action can ask early,
+ * beside its other reads, and use the answer later at no cost.
+ */
+export function localNodeName(timeoutMs: number): Promise<string> {
+  nodeName ??= (async () => {
+    const r = await run('crm_node', ['--name'], { timeoutMs });
+    const name = r.stdout.trim();
+    if (r.code !== 0 || name === '') {
+      throw new OcfError(OCF.ERR_GENERIC, `crm_node --name failed (exit ${r.code}): ${firstLine(r)}; is Pacemaker running here?`);
+    }
+    return name;
+  })();
+  const asked = nodeName;
+  asked.catch(() => {
+    if (nodeName === asked) nodeName = undefined;
+  });
+  return asked;
 }
