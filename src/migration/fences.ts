@@ -10,6 +10,7 @@ import type { Plan } from './plan';
 import { connectOptions } from './plan';
 import type { DatabaseObjects } from './names';
 import type { ClusterSide } from './direction';
+import type pg from 'pg';
 import { withClient } from '../pg/connection';
 import { fenceState, installFence, installFenceFunctions, fence, lift } from '../pg/fence';
 import { settleAll, sleep } from './parallel';
@@ -65,40 +66,42 @@ export interface FenceProblem {
  */
 export async function checkFences(plan: Plan, phase: SteadyPhase, objects: readonly DatabaseObjects[]): Promise<FenceProblem[]> {
   const problems: FenceProblem[] = [];
-  await settleAll(objects, 8, async (o) => {
-    for (const side of ['source', 'target'] as const) {
-      const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
-      const want = fencedIn(phase, side);
-      const db = JSON.stringify(o.database);
-      try {
-        await withClient(ep, o.database, connectOptions(plan), async (c) => {
-          const state = await fenceState(c);
-          if (state && state.fenced === want && state.strays.length === 0) return;
-          const what = !state
-            ? 'has no write fence installed'
-            : state.fenced !== want
-              ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
-              : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
-          // The phase may have ended since this monitor read it (a finish or a switch began): then
-          // the fences are theirs to change, and a repair here would undo what they just did.
-          const now = phaseOf(await plan.state.readAll()) ?? 'forward';
-          if (now !== phase) {
-            plan.log.info(`${db} on the ${side} ${what}; not repaired: the phase is ${now} now, no longer ${phase}`);
-            return;
-          }
-          try {
-            if (!state) await installFence(c, want, 2_000);
-            else if (want) await fence(c, { quiesceMs: plan.cfg.quiesce_timeout * 1000, agentPids: [], onEnd: () => undefined });
-            else await lift(c, 2_000);
-            plan.log.warn(`${db} on the ${side} ${what}; repaired`);
-            problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}; repaired`, repaired: true });
-          } catch (err) {
-            problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}, and the repair failed: ${(err as Error).message}`, repaired: false });
-          }
-        });
-      } catch (err) {
-        problems.push({ database: o.database, side, message: `${db} on the ${side}: cannot check the write fence: ${(err as Error).message}`, repaired: false });
-      }
+  // Both sides of a database at once: each look opens a session, whose cost is the server's, not ours.
+  const looks = objects.flatMap((o) => (['source', 'target'] as const).map((side) => ({ o, side })));
+  await settleAll(looks, 16, async ({ o, side }) => {
+    const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
+    const want = fencedIn(phase, side);
+    const db = JSON.stringify(o.database);
+    try {
+      const session = <T>(fn: (c: pg.Client) => Promise<T>) =>
+        plan.sessions ? plan.sessions.use(ep, o.database, connectOptions(plan), fn) : withClient(ep, o.database, connectOptions(plan), fn);
+      await session(async (c) => {
+        const state = await fenceState(c);
+        if (state && state.fenced === want && state.strays.length === 0) return;
+        const what = !state
+          ? 'has no write fence installed'
+          : state.fenced !== want
+            ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
+            : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
+        // The phase may have ended since this monitor read it (a finish or a switch began): then
+        // the fences are theirs to change, and a repair here would undo what they just did.
+        const now = phaseOf(await plan.state.readAll()) ?? 'forward';
+        if (now !== phase) {
+          plan.log.info(`${db} on the ${side} ${what}; not repaired: the phase is ${now} now, no longer ${phase}`);
+          return;
+        }
+        try {
+          if (!state) await installFence(c, want, 2_000);
+          else if (want) await fence(c, { quiesceMs: plan.cfg.quiesce_timeout * 1000, agentPids: [], onEnd: () => undefined });
+          else await lift(c, 2_000);
+          plan.log.warn(`${db} on the ${side} ${what}; repaired`);
+          problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}; repaired`, repaired: true });
+        } catch (err) {
+          problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}, and the repair failed: ${(err as Error).message}`, repaired: false });
+        }
+      });
+    } catch (err) {
+      problems.push({ database: o.database, side, message: `${db} on the ${side}: cannot check the write fence: ${(err as Error).message}`, repaired: false });
     }
   });
   return problems;

@@ -208,6 +208,12 @@ async function readDrift(source: pg.Client, target: pg.Client, pub: string, sub:
   };
 }
 
+/** A session of this observation's own (closed by it): the one the action's fence check used, or a new one. */
+function open(plan: Plan, ep: Endpoint, db: string): Promise<pg.Client> {
+  const opts = connectOptions(plan, 8_000);
+  return plan.sessions ? plan.sessions.take(ep, db, opts) : connect(ep, db, opts);
+}
+
 interface Shared {
   readonly slots: Side<Map<string, SlotInfo>>;
   readonly summaries: Side<Map<string, SubscriptionSummary>> | undefined;
@@ -230,7 +236,7 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
     if (shared.summaries && !shared.summaries.ok && !wantTarget) target = shared.summaries as Side<never>;
     else if (!wantTarget) target = { ok: true, value: composeTarget(summary!, remembered!) };
     else {
-      tc = await attempt(tWhere, () => connect(eps.subscriber, db, connectOptions(plan, 8_000)));
+      tc = await attempt(tWhere, () => open(plan, eps.subscriber, db));
       const conn = tc;
       target = conn.ok ? await attempt(tWhere, () => readTarget(plan, conn.value, objects, d)) : (conn as Side<never>);
     }
@@ -247,7 +253,7 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
         value: { publication: undefined, slot: shared.slots.value.get(names.slot), publishedCount: undefined, publishedBytes: undefined, tableBytes: undefined },
       };
     } else {
-      sc = await attempt(sWhere, () => connect(eps.slots, db, connectOptions(plan, 8_000)));
+      sc = await attempt(sWhere, () => open(plan, eps.slots, db));
       const conn = sc;
       const slots = shared.slots.value;
       source = conn.ok

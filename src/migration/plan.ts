@@ -18,6 +18,7 @@ import { migrationRecord } from './cib-state';
 import { findFirst, type XmlElement } from '../cluster/xml';
 import { subscriptionConninfo, type Endpoint, type ConnectOptions, type SslMode } from '../pg/connection';
 import type { DatabaseObjects } from './names';
+import type { SessionPool } from '../pg/session-pool';
 
 export interface Plan {
   readonly cfg: Config;
@@ -35,6 +36,8 @@ export interface Plan {
   /** This node's directory for state files, baseline and cutover logs. */
   readonly stateDir: string;
   readonly rscTmp: string;
+  /** Sessions an action shares between its steps (the monitor's fence checks and observation); none: each step opens its own. */
+  readonly sessions?: SessionPool;
 }
 
 /** Parent of the `pgdata` instance attribute of the clone's primitive, if it has one. */

@@ -23,26 +23,38 @@ const age = (iso: string | undefined) => {
 };
 
 /**
- * The monitor's observation plan: each database's per-database details
- * once a minute, the oldest first and at most a sixth of them per monitor
- * (so a hundred databases never all connect at once); at once whenever the
- * shared views or the target's tables call for it (see observe.ts).
+ * The databases due for a full look this monitor: those whose details
+ * (source, target) or write fences were last read a minute ago or more, the
+ * oldest first, at most a sixth of them (so a hundred databases never all
+ * connect at once). One rotation for all three, so that a database's fence
+ * check and its details share the monitor's one session per side.
  */
-export function leanObservation(plan: Plan, d: Direction = 'forward'): ObserveOptions {
+export function dueForLook(plan: Plan, d: Direction = 'forward'): ReadonlySet<string> {
   const objects = plan.cfg.objects;
-  const readStateFile = (dir: string, token: string) => stateOf(dir, token, d);
   const quota = Math.ceil(objects.length / SPREAD);
-  const dueBy = (field: string) =>
-    new Set(
-      objects
-        .map((o) => ({ o, a: age(readStateFile(plan.stateDir, o.token)?.[field]) }))
-        .filter((x) => x.a >= DETAILS_INTERVAL_MS)
-        .sort((x, y) => y.a - x.a)
-        .slice(0, quota)
-        .map((x) => x.o.token),
-    );
-  const targetDue = dueBy('target_checked_at');
-  const sourceDue = dueBy('source_checked_at');
+  return new Set(
+    objects
+      .map((o) => {
+        const own = stateOf(plan.stateDir, o.token, d);
+        const any = readStateFile(plan.stateDir, o.token);
+        return { o, a: Math.max(age(own?.target_checked_at), age(own?.source_checked_at), age(any?.fence_checked_at)) };
+      })
+      .filter((x) => x.a >= DETAILS_INTERVAL_MS)
+      .sort((x, y) => y.a - x.a)
+      .slice(0, quota)
+      .map((x) => x.o.token),
+  );
+}
+
+/**
+ * The monitor's observation plan: the per-database details of the
+ * databases due (dueForLook); at once whenever the shared views or the
+ * target's tables call for it (see observe.ts).
+ */
+export function leanObservation(plan: Plan, d: Direction = 'forward', due: ReadonlySet<string> = dueForLook(plan, d)): ObserveOptions {
+  const readStateFile = (dir: string, token: string) => stateOf(dir, token, d);
+  const targetDue = due;
+  const sourceDue = due;
   return {
     targetDetails: (o) => targetDue.has(o.token),
     sourceDetails: (o, target) => {

@@ -14,7 +14,7 @@ import { setStep } from '../../ocf/watchdog';
 import { readMarker, readStateFile, updateStateFile } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne } from '../observe';
-import { leanObservation, rememberedSource } from '../report';
+import { leanObservation, rememberedSource, dueForLook } from '../report';
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
@@ -24,12 +24,10 @@ import { checkFences, type SteadyPhase } from '../fences';
 import { finish, finishWhenAsked, type FinishReport } from '../finish';
 import { objectsOf, endpointsOf, type Direction } from '../direction';
 import { withClient } from '../../pg/connection';
+import { SessionPool } from '../../pg/session-pool';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
-
-/** How often each database's write fences are looked at (a sixth of the databases per monitor). */
-const FENCE_CHECK_MS = 60_000;
 
 export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
@@ -38,10 +36,19 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   // The node's name (for the switch's lease) is asked beside the reads below, not after them.
   localNodeName(ctx.deadline.stepMs(5_000)).catch(() => undefined);
   // The CIB record does not depend on the discovery: read both at once.
-  const [plan, cib] = await Promise.all([resolvePlan(ctx), migrationRecord(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
+  const [resolved, cib] = await Promise.all([resolvePlan(ctx), migrationRecord(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
+  const plan: Plan = { ...resolved, sessions: new SessionPool() };
+  try {
+    return await watch(ctx, plan, cib);
+  } finally {
+    await plan.sessions!.closeAll();
+  }
+}
+
+async function watch(ctx: ActionContext, plan: Plan, cib: ReadonlyMap<string, string>): Promise<number> {
   const phase = phaseOf(cib) ?? 'forward';
   if (phase === 'finished') {
-    ctx.log.info(`migration ${instance} is finished; nothing to watch`);
+    ctx.log.info(`migration ${plan.instance} is finished; nothing to watch`);
     return OCF.SUCCESS;
   }
   if (phase === 'finishing') {
@@ -67,11 +74,16 @@ export async function monitor(ctx: ActionContext): Promise<number> {
     if (report) return finishOutcome(report);
   }
   setStep('checking the write fences');
-  const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
-  const fenceProblems = await checkFences(plan, steady, fencesDue(plan, steady, urgent));
-  setStep('observing the databases');
   const direction: Direction = steady === 'reverse' ? 'reverse' : 'forward';
-  const healths = await assessAll(plan, direction);
+  // One rotation for fences and details: a database due gets one session per side for both.
+  const due = dueForLook(plan, direction);
+  const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
+  const fenceDue = fencesDue(plan, steady, urgent, due);
+  const f0 = Date.now();
+  const fenceProblems = await checkFences(plan, steady, fenceDue);
+  plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${Date.now() - f0} ms`);
+  setStep('observing the databases');
+  const healths = await assessAll(plan, direction, due);
   setStep('refreshing subscriptions');
   await refreshWhereNeeded(plan, healths, direction);
   writeHealthStateFiles(plan, steady, healths);
@@ -117,17 +129,13 @@ async function recordCopyDone(plan: Plan, cib: ReadonlyMap<string, string>, phas
 
 /**
  * The databases whose fences this monitor looks at: all of them right after
- * the phase changed or a rollback could not finish, else the ones not looked
- * at for a minute (at most a sixth of them).
+ * the phase changed or a rollback could not finish, else the ones due for a
+ * look (dueForLook: each about once a minute, at most a sixth per monitor).
  */
-function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean) {
+function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: ReadonlySet<string>) {
   const now = Date.now();
-  const quota = Math.ceil(plan.cfg.objects.length / 6);
-  const info = plan.cfg.objects.map((o) => {
-    const s = readStateFile(plan.stateDir, o.token);
-    return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
-  });
-  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => x.age >= FENCE_CHECK_MS).sort((a, b) => b.age - a.age).slice(0, quota);
+  const info = plan.cfg.objects.map((o) => ({ o, phaseChanged: readStateFile(plan.stateDir, o.token)?.fence_checked_phase !== phase }));
+  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => lookDue.has(x.o.token));
   for (const x of due) {
     try {
       updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
@@ -144,7 +152,7 @@ function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean) {
  * a moment, because workers restart by themselves after an error or a
  * reconnect and a single look would make the monitor flap.
  */
-async function assessAll(plan: Plan, d: Direction): Promise<DatabaseHealth[]> {
+async function assessAll(plan: Plan, d: Direction, due: ReadonlySet<string>): Promise<DatabaseHealth[]> {
   const opts = (token: string) => ({
     expectEnabled: true,
     lagThreshold: plan.cfg.lag_threshold,
@@ -152,7 +160,7 @@ async function assessAll(plan: Plan, d: Direction): Promise<DatabaseHealth[]> {
     remembered: rememberedSource(plan, token, d),
   });
   const t0 = Date.now();
-  const healths = (await observeAll(plan, leanObservation(plan, d), 50, d)).map((v) => assessDatabase(v, opts(v.objects.token)));
+  const healths = (await observeAll(plan, leanObservation(plan, d, due), 50, d)).map((v) => assessDatabase(v, opts(v.objects.token)));
   plan.log.debug(`observed ${healths.length} database(s) (${d}) in ${Date.now() - t0} ms`);
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
