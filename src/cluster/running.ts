@@ -17,6 +17,8 @@ export interface RunState {
   readonly managed: boolean;
   readonly failed: boolean;
   readonly blocked: boolean;
+  /** A failure Pacemaker was told to ignore (on-fail=ignore): shown inactive, though it may still be running. */
+  readonly failureIgnored: boolean;
 }
 
 /** A primitive's state in a crm_mon document (undefined: no such resource in it). */
@@ -24,7 +26,14 @@ export function runState(status: XmlElement, id: string): RunState | undefined {
   const rsc = findFirst(status, (e) => e.tag === 'resource' && e.attrs.id === id && e.parent?.tag !== 'node_history');
   if (!rsc) return undefined;
   const nodes = rsc.attrs.active === 'true' ? rsc.children.filter((c) => c.tag === 'node').map((n) => n.attrs.name ?? '').filter(Boolean) : [];
-  return { nodes, role: rsc.attrs.role, managed: rsc.attrs.managed !== 'false', failed: rsc.attrs.failed === 'true', blocked: rsc.attrs.blocked === 'true' };
+  return {
+    nodes,
+    role: rsc.attrs.role,
+    managed: rsc.attrs.managed !== 'false',
+    failed: rsc.attrs.failed === 'true',
+    blocked: rsc.attrs.blocked === 'true',
+    failureIgnored: rsc.attrs.failure_ignored === 'true',
+  };
 }
 
 /** Nodes Pacemaker reports offline and clean: shut down or fenced, nothing runs there. */
@@ -81,6 +90,8 @@ export interface ConfiguredDigest {
   readonly hash: string;
   /** The parameters digested, where crm_resource shows them. */
   readonly params: Readonly<Record<string, string>> | undefined;
+  /** The operation digested, where crm_resource names it (a start's digest is what a restart must show). */
+  readonly task: string | undefined;
 }
 
 /**
@@ -97,7 +108,8 @@ export async function configuredDigest(rsc: string, node: string, timeoutMs: num
   const all = findFirst(doc, (e) => e.tag === 'digest' && e.attrs.type === 'all');
   if (!all?.attrs.hash) return undefined;
   const params = all.children.find((c) => c.tag === 'parameters');
-  return { hash: all.attrs.hash, params: params ? { ...params.attrs } : undefined };
+  const digests = findFirst(doc, (e) => e.tag === 'digests');
+  return { hash: all.attrs.hash, params: params ? { ...params.attrs } : undefined, task: digests?.attrs.task };
 }
 
 const STARTS = new Set(['start', 'reload', 'reload-agent', 'promote']);

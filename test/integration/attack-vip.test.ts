@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Server } from 'node:net';
 import { Migration, waitFor } from '../support/migration';
 import { Writer } from '../support/writer';
 import { followAddress } from '../support/routing';
@@ -25,14 +26,36 @@ const FAIL_FILE = `/run/resource-agents/VipDummy-${VIP}.fail`;
 
 const crmResource = (args: string[]) => exec('crm_resource', args, { env });
 
+/**
+ * Makes a connection to `host`:`port` reach `to`, as if the address had moved
+ * there: the agent's connection probe through the production address then
+ * reaches the target whatever Pacemaker did.
+ */
+async function forward(host: string, port: number, to: { host: string; port: number }): Promise<Server> {
+  const server = createServer((inbound) => {
+    const outbound = tcpConnect(to.port, to.host);
+    inbound.pipe(outbound).pipe(inbound);
+    inbound.on('error', () => outbound.destroy());
+    outbound.on('error', () => inbound.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
 async function bothVipsStarted(): Promise<void> {
   await waitFor('both VIP resources started', async () => (await resourceState('postgres-vip')).role === 'Started' && (await resourceState(VIP)).role === 'Started', 120_000, 500);
 }
 
 describe('a production address that cannot move blocks the cutover', () => {
   const made: Migration[] = [];
+  const forwarders: Server[] = [];
   afterEach(async () => {
     rmSync(FAIL_FILE, { force: true });
+    for (const f of forwarders.splice(0)) await new Promise((r) => f.close(r));
+    await crmResource(['--resource', 'postgres-vip', '--meta', '--delete-parameter', 'is-managed']).catch(() => undefined);
     await crmResource(['--resource', VIP, '--meta', '--delete-parameter', 'is-managed']).catch(() => undefined);
     await crmResource(['--cleanup', '--resource', VIP]).catch(() => undefined);
     await bothVipsStarted();
@@ -40,7 +63,7 @@ describe('a production address that cannot move blocks the cutover', () => {
   });
 
   /** The cutover with the address stuck by `breakIt`, repaired by `fixIt`; checks every rule on the way. */
-  async function stuckThenFixed(instance: string, db: string, breakIt: () => Promise<void>, fixIt: () => Promise<void>, why: RegExp): Promise<void> {
+  async function stuckThenFixed(instance: string, db: string, breakIt: (m: Migration, vips: { production?: string }) => Promise<void>, fixIt: () => Promise<void>, why: RegExp, named = VIP): Promise<void> {
     const m = await copiedMigration(instance, [db], { params: { sync_timeout: '10' } });
     made.push(m);
     await bothVipsStarted();
@@ -50,7 +73,7 @@ describe('a production address that cannot move blocks the cutover', () => {
     const probe = new SplitProbe(m.source, m.target, db, 150);
     try {
       await new Promise((r) => setTimeout(r, 1_000));
-      await breakIt();
+      await breakIt(m, vips);
       await launchSwitch(m);
       const blocked = await untilSwitchEnds(m.opts.instance);
       expect(blocked['cutover-state'], `${blocked['cutover-error']}\n${switchLogs(m)}`).toBe('blocked');
@@ -63,7 +86,7 @@ describe('a production address that cannot move blocks the cutover', () => {
         const mon = await monitor(m);
         expect(mon.code, `monitor ${i + 1} while the address is stuck:\n${mon.stderr}`).toBe(1);
         expect(mon.exitReason).toMatch(/^cutover blocked: /);
-        expect(mon.exitReason).toContain(VIP);
+        expect(mon.exitReason).toContain(named);
         expect(await plainWrite(m.source, db), 'the old source stays fenced').toBeUndefined();
         expect(await plainWrite(m.target, db), 'the target stays fenced until the address is proven').toBeUndefined();
         await new Promise((r) => setTimeout(r, 3_000));
@@ -148,6 +171,23 @@ describe('a production address that cannot move blocks the cutover', () => {
       await probe.stop();
     }
     expect(probe.both()).toEqual([]);
+  });
+
+  it('with the source VIP resource unmanaged, a connection through the production address that reaches the target is no proof: blocked until it is managed again', async () => {
+    await stuckThenFixed(
+      'att-vip-old-unmanaged',
+      'att_vip_old_unmanaged',
+      async (m, vips) => {
+        // The probe would say "moved"; the old VIP resource, left alone by Pacemaker, may still answer too.
+        forwarders.push(await forward(vips.production!, m.target.port, m.target));
+        await crmResource(['--resource', 'postgres-vip', '--meta', '--set-parameter', 'is-managed', '--parameter-value', 'false']);
+      },
+      async () => {
+        await crmResource(['--resource', 'postgres-vip', '--meta', '--delete-parameter', 'is-managed']);
+      },
+      /postgres-vip is unmanaged/,
+      'postgres-vip is unmanaged',
+    );
   });
 
   it('with the target VIP resource failing to start the cutover blocks with both clusters fenced, and finishes after a cleanup', async () => {

@@ -1,4 +1,5 @@
 /** The Pacemaker adapter against the rig's real single-node cluster. */
+import { vipOrderXml } from '../../src/migration/cutover/vip';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -109,7 +110,7 @@ describe('Pacemaker adapter on the real cluster', () => {
     let b = start.b!;
     const epochs: number[] = [];
     for (let i = 0; i < swaps; i++) {
-      const order = `<rsc_order id="adapter-test-order" first="postgres-vip" then="postgres-vip-18" kind="Optional" symmetrical="true"/>`;
+      const order = vipOrderXml('adapter-test-order', 'postgres-vip', 'postgres-vip-18');
       const e0 = ipOf((await exec('cibadmin', ['--query'])).stdout).epoch;
       await setAttributesAtomically(
         [

@@ -16,7 +16,7 @@ import { CutoverAbort, LeaseLost } from './context';
 import { sleep } from '../parallel';
 import { readResourcesSection, requireAttribute, findAttribute, attributeCount, instanceParamsText, type AttributeRef } from '../../cluster/resources';
 import { readStatus } from '../../cluster/crm-mon';
-import { runState, lastOperation, readCib, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
+import { runState, lastOperation, readCib, type LastOperation, configuredDigest, startedWith, succeededStart, nodesIn, type ConfiguredDigest } from '../../cluster/running';
 import { xmlEscape } from '../../ocf/xml-escape';
 import type { XmlElement } from '../../cluster/xml';
 import { connect } from '../../pg/connection';
@@ -42,6 +42,17 @@ interface ProbeResult {
 }
 
 const digestKey = (rsc: string, node: string, params: string) => `${rsc}\0${node}\0${params}`;
+const opSignature = (op: LastOperation) => `${op.operation}:${op.callId}:${op.digest ?? ''}`;
+
+/**
+ * A digest the proof may compare a start with: of a start (crm_resource
+ * digests another operation where the last one on the node was a reload),
+ * and, where it was asked with overrides, of parameters that carry them.
+ */
+export function usableDigest(d: ConfiguredDigest, overrides: Readonly<Record<string, string>>): boolean {
+  if (d.task !== undefined && d.task !== 'start') return false;
+  return Object.entries(overrides).every(([k, v]) => d.params === undefined || d.params[k] === v);
+}
 
 /**
  * The order the swap adds: the VIP resource giving up an address stops
@@ -110,13 +121,20 @@ export class VipHandOver {
       const overrides = { [cfg.vip_parameter]: value };
       const params = instanceParamsText(cib, rsc, overrides);
       if (params === undefined) continue;
-      for (const node of nodesIn(cib)) if (succeededStart(lastOperation(cib, rsc, node))) asked.push(this.digestOf(rsc, node, params, overrides));
+      for (const node of nodesIn(cib)) {
+        if (!succeededStart(lastOperation(cib, rsc, node))) continue;
+        this.overridden.add(digestKey(rsc, node, params));
+        asked.push(this.digestOf(rsc, node, params, overrides));
+      }
     }
-    this.precomputed = asked.length > 0;
-    await Promise.all(asked);
+    const answers = await Promise.all(asked);
+    this.precomputed = answers.length > 0 && answers.every((a) => a !== undefined);
   }
 
+  /** Every digest asked before the fence was answered (else the swap asks again, for the configuration then). */
   private precomputed = false;
+  /** Digests asked with the swapped address as an override: asked again once should a restart not match. */
+  private readonly overridden = new Set<string>();
 
   /** The addresses as the switch recorded them (after a takeover: from the CIB record). */
   restore(record: ReadonlyMap<string, string>): void {
@@ -235,7 +253,7 @@ export class VipHandOver {
       const out = new Map<string, string>();
       for (const node of nodesIn(cib)) {
         const op = lastOperation(cib, rsc, node);
-        if (op) out.set(node, `${op.operation}:${op.callId}:${op.digest ?? ''}`);
+        if (op) out.set(node, opSignature(op));
       }
       return out;
     };
@@ -261,9 +279,12 @@ export class VipHandOver {
    * resource, node and parameter text: a digest is reused only while the
    * configured parameters are still the ones it was computed for (a
    * changed nic or netmask is asked again, never matched against a stale
-   * answer). Asked at once after the swap for the nodes where each resource
-   * last started, so that the proof, once Pacemaker has acted, costs one
-   * crm_mon and one CIB read.
+   * answer). Asked before the fence for the swapped parameters (see
+   * precomputeDigests), else at once after the swap, so that the proof,
+   * once Pacemaker has acted, costs one crm_mon and one CIB read. The text
+   * is of the primitive's own instance attributes: what else goes into a
+   * digest (operation parameters, a group's attributes, rules) is covered by
+   * asking once more when a restart after the swap does not match.
    */
   private digests = new Map<string, Promise<ConfiguredDigest | undefined>>();
 
@@ -271,7 +292,9 @@ export class VipHandOver {
     const k = digestKey(rsc, node, params);
     let d = this.digests.get(k);
     if (!d) {
-      d = configuredDigest(rsc, node, 10_000, overrides).catch(() => undefined);
+      d = configuredDigest(rsc, node, 10_000, overrides)
+        .then((v) => (v && usableDigest(v, overrides) ? v : undefined))
+        .catch(() => undefined);
       // A failed answer is asked again next time.
       void d.then((v) => v === undefined && this.digests.delete(k));
       this.digests.set(k, d);
@@ -291,12 +314,52 @@ export class VipHandOver {
       .catch(() => undefined);
   }
 
+  /** Has Pacemaker started this VIP resource on `node` again since the addresses were read (before the fence)? */
+  private restartedSinceRead(cib: XmlElement, which: 'to' | 'from', node: string): boolean {
+    const rsc = this.resourceOf(which === 'to' ? this.ctx.move.to : this.ctx.move.from);
+    const op = lastOperation(cib, rsc, node);
+    if (!succeededStart(op) || !this.before) return false;
+    return this.before[which].get(node) !== opSignature(op!);
+  }
+
+  /**
+   * A digest answered with the swapped address (an override) stands again
+   * for nothing once a restart after the swap does not match it: asked once
+   * more, for the configuration as it is then.
+   */
+  private reaskOnce(rsc: string, node: string, params: string): boolean {
+    const k = digestKey(rsc, node, params);
+    if (!this.overridden.delete(k)) return false;
+    this.digests.delete(k);
+    return true;
+  }
+
   private async proveAddress(force = false): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
     const net = this.netLook();
     const pcmk = await this.pacemakerLook(force);
     if (net.reached === 'from') return { proven: false, why: `a connection to ${net.address} still reaches the ${this.ctx.move.from}` };
-    if (net.reached === 'to') return { proven: true, how: `a connection to ${net.address} reached the ${this.ctx.move.to} (system identifier ${net.systemId})` };
+    if (net.reached === 'to') {
+      // A connection reaching the new side does not show that the old side let go of the address:
+      // with its VIP resource unmanaged, failed or blocked it may answer some clients still.
+      const doubt = await readStatus(10_000).then(
+        (status) => this.oldVipDoubt(status),
+        (err: Error) => `cannot read Pacemaker's view: ${err.message}`,
+      );
+      if (doubt) return { proven: false, why: doubt };
+      return { proven: true, how: `a connection to ${net.address} reached the ${this.ctx.move.to} (system identifier ${net.systemId})` };
+    }
     return pcmk.proven ? { proven: true, how: pcmk.how } : { proven: false, why: pcmk.why };
+  }
+
+  /** Why the old side's VIP resource may still hold its address (undefined: nothing says so). */
+  private oldVipDoubt(status: XmlElement): string | undefined {
+    const fromRsc = this.resourceOf(this.ctx.move.from);
+    const from = runState(status, fromRsc);
+    if (!from) return undefined;
+    if (!from.managed) return `${fromRsc} is unmanaged: its address is not known to have moved`;
+    if (from.failed || from.blocked) return `${fromRsc} has failed${from.blocked ? ' and is blocked' : ''}: its address is not known to have moved`;
+    if (from.failureIgnored) return `${fromRsc} has a failure Pacemaker ignores (on-fail=ignore): its address is not known to have moved`;
+    return undefined;
   }
 
   /**
@@ -344,9 +407,10 @@ export class VipHandOver {
     const from = runState(status, fromRsc);
     if (!to) return { proven: false, why: `${toRsc} is not in the cluster status` };
     if (!to.managed) return { proven: false, why: `${toRsc} is unmanaged: Pacemaker does not move its address` };
-    if (to.failed || to.blocked) return { proven: false, why: `${toRsc} has failed${to.blocked ? ' and is blocked' : ''}; see crm_mon` };
+    if (to.failed || to.blocked || to.failureIgnored) return { proven: false, why: `${toRsc} has failed${to.blocked ? ' and is blocked' : ''}; see crm_mon` };
     if (to.nodes.length !== 1) return { proven: false, why: `${toRsc} runs on ${to.nodes.length} node(s), not exactly one` };
-    if (from && (!from.managed || from.failed || from.blocked)) return { proven: false, why: `${fromRsc} is ${!from.managed ? 'unmanaged' : 'failed'}: its address is not known to have moved` };
+    const doubt = this.oldVipDoubt(status);
+    if (doubt) return { proven: false, why: doubt };
     const node = to.nodes[0]!;
     const fromNodes = from?.nodes ?? [];
     const toParams = instanceParamsText(cib, toRsc) ?? '';
@@ -358,9 +422,24 @@ export class VipHandOver {
       this.digests.delete(digestKey(toRsc, node, toParams));
       return { proven: false, why: `${toRsc}'s configuration changed while it was being checked; looking again` };
     }
-    if (!startedWith(lastOperation(cib, toRsc, node), toDigest?.hash)) return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
+    const toOp = lastOperation(cib, toRsc, node);
+    if (!startedWith(toOp, toDigest?.hash)) {
+      if (this.restartedSinceRead(cib, 'to', node) && this.reaskOnce(toRsc, node, toParams)) return { proven: false, why: `${toRsc} restarted, but not with the digest asked before the swap; asking again` };
+      return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
+    }
+    const other = this.addresses?.other;
     for (const [i, n] of fromNodes.entries()) {
-      if (!startedWith(lastOperation(cib, fromRsc, n), fromDigests[i]?.hash)) return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
+      const d = fromDigests[i];
+      const carried = d?.params?.[cfg.vip_parameter];
+      if (carried !== undefined && carried !== other) {
+        this.digests.delete(digestKey(fromRsc, n, fromParams));
+        return { proven: false, why: `${fromRsc}'s configuration changed while it was being checked; looking again` };
+      }
+      const fromOp = lastOperation(cib, fromRsc, n);
+      if (!startedWith(fromOp, d?.hash)) {
+        if (this.restartedSinceRead(cib, 'from', n) && this.reaskOnce(fromRsc, n, fromParams)) return { proven: false, why: `${fromRsc} restarted, but not with the digest asked before the swap; asking again` };
+        return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
+      }
     }
     return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
   }
