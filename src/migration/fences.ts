@@ -64,7 +64,12 @@ export interface FenceProblem {
  * Checks the fences of these databases against the phase and repairs what
  * is wrong (a repair that fails is reported unrepaired).
  */
-export async function checkFences(plan: Plan, phase: SteadyPhase, objects: readonly DatabaseObjects[]): Promise<FenceProblem[]> {
+export async function checkFences(
+  plan: Plan,
+  phase: SteadyPhase,
+  objects: readonly DatabaseObjects[],
+  keepSession: (o: DatabaseObjects) => boolean = () => false,
+): Promise<FenceProblem[]> {
   const problems: FenceProblem[] = [];
   // Both sides of a database at once: each look opens a session, whose cost is the server's, not ours.
   const looks = objects.flatMap((o) => (['source', 'target'] as const).map((side) => ({ o, side })));
@@ -72,37 +77,41 @@ export async function checkFences(plan: Plan, phase: SteadyPhase, objects: reado
     const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
     const want = fencedIn(phase, side);
     const db = JSON.stringify(o.database);
+    // The observation's session timeouts: a kept session is handed on to it.
+    const opts = connectOptions(plan, 8_000);
     try {
-      const session = <T>(fn: (c: pg.Client) => Promise<T>) =>
-        plan.sessions ? plan.sessions.use(ep, o.database, connectOptions(plan), fn) : withClient(ep, o.database, connectOptions(plan), fn);
-      await session(async (c) => {
-        const state = await fenceState(c);
-        if (state && state.fenced === want && state.strays.length === 0) return;
-        const what = !state
-          ? 'has no write fence installed'
-          : state.fenced !== want
-            ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
-            : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
-        // The phase may have ended since this monitor read it (a finish or a switch began): then
-        // the fences are theirs to change, and a repair here would undo what they just did.
-        const now = phaseOf(await plan.state.readAll()) ?? 'forward';
-        if (now !== phase) {
-          plan.log.info(`${db} on the ${side} ${what}; not repaired: the phase is ${now} now, no longer ${phase}`);
-          return;
-        }
-        try {
+      const read = (c: pg.Client) => fenceState(c);
+      const state = plan.sessions && keepSession(o) ? await plan.sessions.use(ep, o.database, opts, read) : await withClient(ep, o.database, opts, read);
+      if (state && state.fenced === want && state.strays.length === 0) return;
+      const what = !state
+        ? 'has no write fence installed'
+        : state.fenced !== want
+          ? `is ${state.fenced ? 'fenced (read-only)' : 'not fenced (writable)'} in phase ${phase}`
+          : `has ${state.strays.length} table(s) whose fence trigger is in the wrong state (${state.strays.slice(0, 3).join(', ')})`;
+      // The phase may have ended since this monitor read it (a finish or a switch began): then
+      // the fences are theirs to change, and a repair here would undo what they just did.
+      const now = phaseOf(await plan.state.readAll()) ?? 'forward';
+      if (now !== phase) {
+        plan.log.info(`${db} on the ${side} ${what}; not repaired: the phase is ${now} now, no longer ${phase}`);
+        return;
+      }
+      try {
+        // A session of its own: whatever a failed repair leaves behind is never handed on.
+        await withClient(ep, o.database, connectOptions(plan), async (c) => {
           if (!state) await installFence(c, want, 2_000);
           else if (want) await fence(c, { quiesceMs: plan.cfg.quiesce_timeout * 1000, agentPids: [], onEnd: () => undefined });
           else await lift(c, 2_000);
-          plan.log.warn(`${db} on the ${side} ${what}; repaired`);
-          problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}; repaired`, repaired: true });
-        } catch (err) {
-          problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}, and the repair failed: ${(err as Error).message}`, repaired: false });
-        }
-      });
+        });
+        plan.log.warn(`${db} on the ${side} ${what}; repaired`);
+        problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}; repaired`, repaired: true });
+      } catch (err) {
+        problems.push({ database: o.database, side, message: `${db} on the ${side} ${what}, and the repair failed: ${(err as Error).message}`, repaired: false });
+      }
     } catch (err) {
       problems.push({ database: o.database, side, message: `${db} on the ${side}: cannot check the write fence: ${(err as Error).message}`, repaired: false });
     }
   });
-  return problems;
+  // In list order, source before target: the monitor names the first one left unrepaired.
+  const rank = new Map(objects.map((o, i) => [o.database, i]));
+  return problems.sort((a, b) => rank.get(a.database)! - rank.get(b.database)! || (a.side === b.side ? 0 : a.side === 'source' ? -1 : 1));
 }

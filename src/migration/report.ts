@@ -23,11 +23,14 @@ const age = (iso: string | undefined) => {
 };
 
 /**
- * The databases due for a full look this monitor: those whose details
- * (source, target) or write fences were last read a minute ago or more, the
+ * The databases due for a full look this monitor (details on both sides and
+ * the write fences): those not picked for a minute in this direction, the
  * oldest first, at most a sixth of them (so a hundred databases never all
- * connect at once). One rotation for all three, so that a database's fence
- * check and its details share the monitor's one session per side.
+ * connect at once). One rotation for details and fences, so that a
+ * database's fence check and its details share the monitor's one session per
+ * side. It turns on its own stamp (recordLooks), written when a database is
+ * picked, not when a look succeeds: a database whose look keeps failing takes
+ * its turn like the others and never holds up theirs.
  */
 export function dueForLook(plan: Plan, d: Direction = 'forward'): ReadonlySet<string> {
   const objects = plan.cfg.objects;
@@ -35,15 +38,27 @@ export function dueForLook(plan: Plan, d: Direction = 'forward'): ReadonlySet<st
   return new Set(
     objects
       .map((o) => {
-        const own = stateOf(plan.stateDir, o.token, d);
-        const any = readStateFile(plan.stateDir, o.token);
-        return { o, a: Math.max(age(own?.target_checked_at), age(own?.source_checked_at), age(any?.fence_checked_at)) };
+        const state = readStateFile(plan.stateDir, o.token);
+        return { o, a: state?.looked_direction === d ? age(state.looked_at) : Number.POSITIVE_INFINITY };
       })
       .filter((x) => x.a >= DETAILS_INTERVAL_MS)
       .sort((x, y) => y.a - x.a)
       .slice(0, quota)
       .map((x) => x.o.token),
   );
+}
+
+/** Stamps the databases picked for this monitor's full look (see dueForLook). */
+export function recordLooks(plan: Plan, due: ReadonlySet<string>, d: Direction): void {
+  const at = new Date().toISOString();
+  for (const o of plan.cfg.objects) {
+    if (!due.has(o.token)) continue;
+    try {
+      updateStateFile(plan.stateDir, o.token, { looked_at: at, looked_direction: d });
+    } catch (err) {
+      plan.log.warn(`cannot update the state file of ${JSON.stringify(o.database)}: ${(err as Error).message}`);
+    }
+  }
 }
 
 /**
@@ -100,8 +115,12 @@ export const FORGET_DETAILS: StateFields = {
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {
     try {
+      const direction = h.direction ?? 'forward';
+      // After a switch, what was learned of the other direction's objects stands for nothing here.
+      const turned = (readStateFile(plan.stateDir, h.token)?.direction ?? 'forward') !== direction;
       updateStateFile(plan.stateDir, h.token, {
-        direction: h.direction ?? 'forward',
+        ...(turned ? FORGET_DETAILS : {}),
+        direction,
         ...(h.targetChecked
           ? { target_checked_at: new Date().toISOString(), unsubscribed_tables: h.unsubscribedTables, ddl_latest: h.ddlLatest ?? '' }
           : {}),

@@ -53,9 +53,16 @@ export class SessionPool {
     return s ?? connect(ep, database, opts);
   }
 
-  async closeAll(): Promise<void> {
+  /** Closes every pooled session; a peer that does not answer the goodbye within `waitMs` is left to the process's exit. */
+  async closeAll(waitMs = 1_000): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(all.map((s) => s.then((c) => c.end()).catch(() => undefined)));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(all.map((s) => s.then((c) => c.end()).catch(() => undefined))), bound]);
+    clearTimeout(timer);
   }
 }

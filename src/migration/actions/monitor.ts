@@ -14,7 +14,10 @@ import { setStep } from '../../ocf/watchdog';
 import { readMarker, readStateFile, updateStateFile } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne } from '../observe';
-import { leanObservation, rememberedSource, dueForLook } from '../report';
+import { leanObservation, rememberedSource, dueForLook, recordLooks } from '../report';
+
+/** A fence not looked at for this long is looked at whatever the rotation says. */
+const FENCE_OVERDUE_MS = 90_000;
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
@@ -41,6 +44,7 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   try {
     return await watch(ctx, plan, cib);
   } finally {
+    setStep('closing sessions');
     await plan.sessions!.closeAll();
   }
 }
@@ -77,10 +81,12 @@ async function watch(ctx: ActionContext, plan: Plan, cib: ReadonlyMap<string, st
   const direction: Direction = steady === 'reverse' ? 'reverse' : 'forward';
   // One rotation for fences and details: a database due gets one session per side for both.
   const due = dueForLook(plan, direction);
+  recordLooks(plan, due, direction);
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
   const fenceDue = fencesDue(plan, steady, urgent, due);
   const f0 = Date.now();
-  const fenceProblems = await checkFences(plan, steady, fenceDue);
+  // Only the sessions of the databases the observation reads in full are kept for it.
+  const fenceProblems = await checkFences(plan, steady, fenceDue, (o) => due.has(o.token));
   plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${Date.now() - f0} ms`);
   setStep('observing the databases');
   const healths = await assessAll(plan, direction, due);
@@ -130,12 +136,16 @@ async function recordCopyDone(plan: Plan, cib: ReadonlyMap<string, string>, phas
 /**
  * The databases whose fences this monitor looks at: all of them right after
  * the phase changed or a rollback could not finish, else the ones due for a
- * look (dueForLook: each about once a minute, at most a sixth per monitor).
+ * look (dueForLook: each about once a minute, at most a sixth per monitor),
+ * and, whatever the rotation did, every fence not looked at for 90 s.
  */
 function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: ReadonlySet<string>) {
   const now = Date.now();
-  const info = plan.cfg.objects.map((o) => ({ o, phaseChanged: readStateFile(plan.stateDir, o.token)?.fence_checked_phase !== phase }));
-  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => lookDue.has(x.o.token));
+  const info = plan.cfg.objects.map((o) => {
+    const s = readStateFile(plan.stateDir, o.token);
+    return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
+  });
+  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => lookDue.has(x.o.token) || x.age >= FENCE_OVERDUE_MS);
   for (const x of due) {
     try {
       updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
