@@ -131,7 +131,7 @@ export class Migration {
   lookAgain(): void {
     for (const f of readdirSync(this.stateDir).filter((n) => n.startsWith('.migration_state_'))) {
       const path = join(this.stateDir, f);
-      writeFileSync(path, readFileSync(path, 'utf8').replace(/^(target|source)_checked_at=.*\n/gm, ''));
+      writeFileSync(path, readFileSync(path, 'utf8').replace(/^(target_checked_at|source_checked_at|looked_at)=.*\n/gm, ''));
     }
   }
 
