@@ -16,8 +16,6 @@ import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne } from '../observe';
 import { leanObservation, rememberedSource, dueForLook, recordLooks } from '../report';
 
-/** A fence not looked at for this long is looked at whatever the rotation says. */
-const FENCE_OVERDUE_MS = 90_000;
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
@@ -31,6 +29,9 @@ import { SessionPool } from '../../pg/session-pool';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
+
+/** A fence not looked at for this long is looked at whatever the rotation says. */
+const FENCE_OVERDUE_MS = 90_000;
 
 export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
