@@ -268,9 +268,8 @@ export class VipHandOver {
   private pacemakerActed(cibStatus: XmlElement): boolean {
     if (!this.before) return true;
     const now = this.operationsIn(cibStatus);
-    const toRsc = this.resourceOf(this.ctx.move.to);
     const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
-    const toStarted = [...now.to].some(([node, v]) => this.before!.to.get(node) !== v && succeededStart(lastOperation(cibStatus, toRsc, node)));
+    const toStarted = [...now.to.keys()].some((node) => this.restartedSinceRead(cibStatus, 'to', node));
     return toStarted && (changed(this.before.from, now.from) || now.from.size === 0);
   }
 
@@ -416,32 +415,41 @@ export class VipHandOver {
     const toParams = instanceParamsText(cib, toRsc) ?? '';
     const fromParams = instanceParamsText(cib, fromRsc) ?? '';
     const [toDigest, ...fromDigests] = await Promise.all([this.digestOf(toRsc, node, toParams), ...fromNodes.map((n) => this.digestOf(fromRsc, n, fromParams))]);
-    // The digest is of the parameters of the moment it was asked: where crm_resource shows them, they must carry the production address.
-    const digested = toDigest?.params?.[cfg.vip_parameter];
-    if (digested !== undefined && digested !== production) {
-      this.digests.delete(digestKey(toRsc, node, toParams));
-      return { proven: false, why: `${toRsc}'s configuration changed while it was being checked; looking again` };
-    }
-    const toOp = lastOperation(cib, toRsc, node);
-    if (!startedWith(toOp, toDigest?.hash)) {
-      if (this.restartedSinceRead(cib, 'to', node) && this.reaskOnce(toRsc, node, toParams)) return { proven: false, why: `${toRsc} restarted, but not with the digest asked before the swap; asking again` };
-      return { proven: false, why: `${toRsc} has not been started with its new address on ${node} yet` };
-    }
-    const other = this.addresses?.other;
+    const toWhy = this.startedAsConfigured(cib, 'to', node, toParams, toDigest, production, `${toRsc} has not been started with its new address on ${node} yet`);
+    if (toWhy) return { proven: false, why: toWhy };
     for (const [i, n] of fromNodes.entries()) {
-      const d = fromDigests[i];
-      const carried = d?.params?.[cfg.vip_parameter];
-      if (carried !== undefined && carried !== other) {
-        this.digests.delete(digestKey(fromRsc, n, fromParams));
-        return { proven: false, why: `${fromRsc}'s configuration changed while it was being checked; looking again` };
-      }
-      const fromOp = lastOperation(cib, fromRsc, n);
-      if (!startedWith(fromOp, d?.hash)) {
-        if (this.restartedSinceRead(cib, 'from', n) && this.reaskOnce(fromRsc, n, fromParams)) return { proven: false, why: `${fromRsc} restarted, but not with the digest asked before the swap; asking again` };
-        return { proven: false, why: `${fromRsc} still runs on ${n} with its old address` };
-      }
+      const fromWhy = this.startedAsConfigured(cib, 'from', n, fromParams, fromDigests[i], this.addresses?.other, `${fromRsc} still runs on ${n} with its old address`);
+      if (fromWhy) return { proven: false, why: fromWhy };
     }
     return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
+  }
+
+  /**
+   * Whether one VIP resource's last start on `node` was with its configured
+   * parameters (the digest of `params`); undefined when it was, else why not
+   * (`notYet` when it simply has not restarted). The digest is of the
+   * parameters of the moment it was asked: where crm_resource shows them,
+   * they must carry `address`, else it is asked again.
+   */
+  private startedAsConfigured(
+    cib: XmlElement,
+    which: 'to' | 'from',
+    node: string,
+    params: string,
+    digest: ConfiguredDigest | undefined,
+    address: string | undefined,
+    notYet: string,
+  ): string | undefined {
+    const { cfg } = this.ctx.plan;
+    const rsc = this.resourceOf(which === 'to' ? this.ctx.move.to : this.ctx.move.from);
+    const carried = digest?.params?.[cfg.vip_parameter];
+    if (carried !== undefined && carried !== address) {
+      this.digests.delete(digestKey(rsc, node, params));
+      return `${rsc}'s configuration changed while it was being checked; looking again`;
+    }
+    if (startedWith(lastOperation(cib, rsc, node), digest?.hash)) return undefined;
+    if (this.restartedSinceRead(cib, which, node) && this.reaskOnce(rsc, node, params)) return `${rsc} restarted, but not with the digest asked before the swap; asking again`;
+    return notYet;
   }
 
   /**
