@@ -26,6 +26,7 @@ import { findPgDump, copySchema, agentObjectIds } from '../pg/schema';
 import { PgFailure, publisherFailure } from '../pg/errors';
 import { serverMajor } from '../pg/server';
 import { sleep } from './parallel';
+import { withStandbySnapshots } from './standby-snapshots';
 
 export type SetupOutcome = 'created' | 'adopted';
 
@@ -161,7 +162,7 @@ async function create(
         if (r.remoteSlotLeft) log.warn(`${db}: slot ${r.remoteSlotLeft} is left on the source: ${r.publisherError}`);
       },
     });
-    await withStandbySnapshots(plan, objects, async () =>
+    await withStandbySnapshots(plan, objects.database, async () =>
       createSubscription(target, {
         name: objects.forwardSub,
         conninfo: replicationConninfo(plan, objects, 'forward', targetMajor),
@@ -216,29 +217,5 @@ async function waitForStandbyPublication(plan: Plan, objects: DatabaseObjects): 
     }
   } finally {
     await c.end().catch(() => undefined);
-  }
-}
-
-/**
- * A logical slot on a standby becomes consistent only after the primary logs
- * a running-transactions record; while the subscription creates its slot
- * there, ask the primary for one every 200 ms (pg_log_standby_snapshot).
- */
-async function withStandbySnapshots<T>(plan: Plan, objects: DatabaseObjects, fn: () => Promise<T>): Promise<T> {
-  if (plan.cfg.source_node_role !== 'Unpromoted') return fn();
-  const primary = await connect(plan.sourcePrimary, objects.database, connectOptions(plan));
-  let done = false;
-  const nudger = (async () => {
-    while (!done) {
-      await primary.query('SELECT pg_log_standby_snapshot()').catch(() => undefined);
-      await sleep(200);
-    }
-  })();
-  try {
-    return await fn();
-  } finally {
-    done = true;
-    await nudger;
-    await primary.end().catch(() => undefined);
   }
 }

@@ -61,7 +61,9 @@ describe('publishing from the source standby (source_node_role=Unpromoted)', () 
       const standby = { ...rig().servers.pg17, socket: `${rig().dir}/run/pg17-standby` };
       const slot = await sql<{ active: boolean }>(standby, db, 'SELECT active FROM pg_replication_slots WHERE slot_name = $1', [`pgtwin_migrate_forward_slot_${db}`]);
       expect(slot).toHaveLength(1); // …but on the standby
-      await waitFor(`${db} copied`, async () => (await count(db)) === 1000, 60_000);
+      // Start asked the primary for running-transactions records until the copy began: nothing
+      // waits for the background writer's (every 15 s, and only while something writes).
+      await waitFor(`${db} copied`, async () => (await count(db)) === 1000, 10_000);
       await sql(m.source, db, "INSERT INTO items (v) VALUES ('live')");
       await waitFor(`${db} streamed`, async () => (await count(db)) === 1001, 60_000);
     }

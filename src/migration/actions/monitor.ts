@@ -28,6 +28,7 @@ import { withClient } from '../../pg/connection';
 import { SessionPool } from '../../pg/session-pool';
 import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
+import { standbySource, logStandbySnapshot } from '../standby-snapshots';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
 
 /** A fence not looked at for this long is looked at whatever the rotation says. */
@@ -91,6 +92,7 @@ async function watch(ctx: ActionContext, plan: Plan, cib: ReadonlyMap<string, st
   plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${Date.now() - f0} ms`);
   setStep('observing the databases');
   const healths = await assessAll(plan, direction, due);
+  await nudgeStandbyWhileCopying(plan, direction, healths);
   setStep('refreshing subscriptions');
   await refreshWhereNeeded(plan, healths, direction);
   writeHealthStateFiles(plan, steady, healths);
@@ -181,6 +183,13 @@ async function assessAll(plan: Plan, d: Direction, due: ReadonlySet<string>): Pr
     healths[i] = assessDatabase(await observeOne(plan, o, d), opts(o.token));
   });
   return healths;
+}
+
+/** Publishing from a standby, a copy's next table-synchronisation slot waits for the primary's running-transactions record: ask for one. */
+async function nudgeStandbyWhileCopying(plan: Plan, d: Direction, healths: readonly DatabaseHealth[]): Promise<void> {
+  if (d !== 'forward' || !standbySource(plan)) return;
+  const copying = healths.find((h) => h.state === 'copying');
+  if (copying) await logStandbySnapshot(plan, plan.cfg.objects.find((o) => o.token === copying.token)!.database);
 }
 
 /** New published tables: the subscription takes them in (and copies them), forward or on the way back. */

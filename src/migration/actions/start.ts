@@ -16,7 +16,8 @@ import { settleAll, sleep } from '../parallel';
 import { KEY, parseBaseline, diffBaseline, phaseOf, withEvent } from '../cib-state';
 import { writeMarker, writeBaselineFile, updateStateFile, removeBaselineFile, removeStateFiles } from '../state-files';
 import { connect } from '../../pg/connection';
-import { readSubscription, setSubscriptionEnabled } from '../../pg/subscription';
+import { readSubscription, setSubscriptionEnabled, subscriptionTables } from '../../pg/subscription';
+import { standbySource, withStandbySnapshots } from '../standby-snapshots';
 import { serverMajor } from '../../pg/server';
 import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
@@ -133,23 +134,40 @@ function markRunning(ctx: ActionContext, plan: Plan): void {
   writeMarker(ctx.env.rscTmp, plan.instance, { node: hostname(), startedAt: new Date().toISOString(), applied: reloadableValues(ctx.cfg) });
 }
 
-/** The first monitor should find every apply worker running: give them a moment to start. */
+/**
+ * The first monitor should find every apply worker running: give them a
+ * moment to start. Publishing from a standby, the table-synchronisation slots
+ * of the initial copy wait for the primary's running-transactions records:
+ * the primary is asked for them while a table has not begun its copy, within
+ * the same bound (the monitor asks again while a copy runs).
+ */
 async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
   const until = Date.now() + plan.deadline.stepMs(limitMs);
-  await settleAll(plan.cfg.objects, 16, async (o) => {
-    const c = await connect(plan.targetPrimary, o.database, connectOptions(plan));
-    try {
-      const major = await serverMajor(c);
-      while (Date.now() < until) {
-        const sub = await readSubscription(c, o.forwardSub, major);
-        if (!sub || sub.workerPid !== null) return;
-        await sleep(100);
+  const fromStandby = standbySource(plan);
+  await withStandbySnapshots(plan, plan.cfg.objects[0]!.database, () =>
+    settleAll(plan.cfg.objects, 16, async (o) => {
+      const c = await connect(plan.targetPrimary, o.database, connectOptions(plan));
+      try {
+        const major = await serverMajor(c);
+        let waitingFor = 'the apply worker';
+        while (Date.now() < until) {
+          const sub = await readSubscription(c, o.forwardSub, major);
+          if (!sub) return;
+          if (sub.workerPid !== null) {
+            if (!fromStandby) return;
+            const copying = (await subscriptionTables(c, sub.oid)).filter((t) => t.state === 'i' || t.state === 'd').length;
+            if (copying === 0) return;
+            waitingFor = `the initial copy of ${copying} table(s) on the standby`;
+          }
+          await sleep(100);
+        }
+        if (waitingFor === 'the apply worker') plan.log.warn(`${JSON.stringify(o.database)}: the apply worker of ${o.forwardSub} has not started yet`);
+        else plan.log.info(`${JSON.stringify(o.database)}: ${waitingFor} is still running; the monitor asks the primary for snapshots while it runs`);
+      } finally {
+        await c.end().catch(() => undefined);
       }
-      plan.log.warn(`${JSON.stringify(o.database)}: the apply worker of ${o.forwardSub} has not started yet`);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  });
+    }),
+  );
 }
 
 /** Phase reverse: every reverse subscription must exist on the source (nothing is created or copied here). */
