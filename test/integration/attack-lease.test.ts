@@ -12,10 +12,9 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Migration, waitFor } from '../support/migration';
 import { Writer } from '../support/writer';
-import { followAddress, type Router } from '../support/routing';
 import { cibQuery, vipAddresses } from '../support/pacemaker';
 import {
-  copiedMigration,
+  copiedUnderLoad,
   launchSwitch,
   untilSwitchEnds,
   untilPausedAfter,
@@ -44,14 +43,10 @@ describe('one worker at a time, and a stop never leaves one acting', () => {
     for (const m of made) await dispose(m);
   });
 
-  async function underLoad(instance: string, db: string): Promise<{ m: Migration; router: Router; app: Writer; vips: ReturnType<typeof vipAddresses> }> {
-    const m = await copiedMigration(instance, [db]);
-    made.push(m);
-    const vips = vipAddresses(await cibQuery());
-    const router = followAddress(vips.production!, m.source, m.target);
-    const app = new Writer(router.route, [db], 'orders', 25).start();
-    await new Promise((r) => setTimeout(r, 1_000));
-    return { m, router, app, vips };
+  async function underLoad(instance: string, db: string): Promise<Awaited<ReturnType<typeof copiedUnderLoad>>> {
+    const loaded = await copiedUnderLoad(instance, db);
+    made.push(loaded.m);
+    return loaded;
   }
 
   async function allAcknowledgedOnTarget(m: Migration, db: string, app: Writer): Promise<void> {

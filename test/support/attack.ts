@@ -12,8 +12,10 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import { Migration, waitFor, waitTablesSynchronised, type MigrationOptions } from './migration';
 import { sql, type RigServer } from './rig';
-import { cibQuery, migrationRecord } from './pacemaker';
+import { cibQuery, migrationRecord, vipAddresses } from './pacemaker';
 import type { AgentResult } from './agent';
+import { Writer } from './writer';
+import { followAddress, type Router } from './routing';
 
 export const SCHEMA = 'CREATE TABLE orders (id bigserial PRIMARY KEY, token uuid NOT NULL UNIQUE, note text)';
 export const SEED = "INSERT INTO orders (token, note) SELECT gen_random_uuid(), 'seed' FROM generate_series(1, 300)";
@@ -51,6 +53,23 @@ export async function copiedMigration(
 
 export async function count(server: RigServer, db: string, table = 'orders'): Promise<number> {
   return Number((await sql<{ n: string }>(server, db, `SELECT count(*)::text AS n FROM ${table}`))[0]!.n);
+}
+
+/**
+ * A copied migration of one database with an application writing through the
+ * production address (25 ms apart), running for a second already.
+ */
+export async function copiedUnderLoad(
+  instance: string,
+  db: string,
+  params: Record<string, string> = {},
+): Promise<{ m: Migration; router: Router; app: Writer; vips: ReturnType<typeof vipAddresses> }> {
+  const m = await copiedMigration(instance, [db], { params });
+  const vips = vipAddresses(await cibQuery());
+  const router = followAddress(vips.production!, m.source, m.target);
+  const app = new Writer(router.route, [db], 'orders', 25).start();
+  await new Promise((r) => setTimeout(r, 1_000));
+  return { m, router, app, vips };
 }
 
 /** Asks for the switch the way Pacemaker applies cutover_ready=true (reload-agent); `env` reaches the detached worker. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recoveryFor, shouldLaunch, shouldArm, CUTOVER_STEPS, FAILBACK_STEPS, pastPointOfNoReturn } from '../../src/migration/cutover/steps';
+import { recoveryFor, shouldLaunch, shouldArm, CUTOVER_STEPS, FAILBACK_STEPS, pastPointOfNoReturn, pastBlockedStep } from '../../src/migration/cutover/steps';
 import { decodeLease, encodeLease, judgeLease, processStart, LEASE_TTL_MS } from '../../src/migration/cutover/lease';
 import { bytesBehind, lsnToBigInt } from '../../src/pg/lsn';
 import { diffBaseline, parseBaseline } from '../../src/migration/cib-state';
@@ -55,6 +55,21 @@ describe('the rule for an interrupted switch', () => {
     expect(shouldArm(true, 'failed', 'no')).toBe(false);
     expect(shouldArm(false, 'running', 'no')).toBe(false);
     expect(shouldArm(false, 'complete', 'yes')).toBe(false);
+  });
+});
+
+describe('a retried blocked switch', () => {
+  it('is running again only once it begins a step past the one it was blocked at', () => {
+    // Blocked at the address (the record shows `swapped`): the address and the final proof are still the blockage.
+    expect(pastBlockedStep('cutover', 'swapped', 'address')).toBe(false);
+    expect(pastBlockedStep('cutover', 'swapped', 'final-proof')).toBe(false);
+    expect(pastBlockedStep('cutover', 'swapped', 'lift')).toBe(true);
+    expect(pastBlockedStep('cutover', 'swapped', 'enable-reverse')).toBe(true);
+    // Blocked at a recorded step after the window: past it at the next one.
+    expect(pastBlockedStep('cutover', 'enable-reverse', 'enable-reverse')).toBe(false);
+    expect(pastBlockedStep('cutover', 'enable-reverse', 'drop-forward')).toBe(true);
+    expect(pastBlockedStep('failback', 'swapped', 'final-proof')).toBe(false);
+    expect(pastBlockedStep('failback', 'swapped', 'lift')).toBe(true);
   });
 });
 

@@ -14,6 +14,8 @@ import { tableDrift } from './recheck';
 import { createPublication, dropPublication } from '../../pg/publication';
 import { createSubscription, dropSubscription, setSubscriptionEnabled, readSubscription } from '../../pg/subscription';
 import { dropSlot, readSlot } from '../../pg/slots';
+import { fenceState } from '../../pg/fence';
+import { withStandbySnapshots } from '../standby-snapshots';
 import { ensureCaptureTrigger, dropCaptureTrigger, hasAgentSchema } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
 import { AGENT_SCHEMA, ident } from '../../pg/sql';
@@ -85,6 +87,45 @@ export async function completeBackTables(plan: Plan, s: Sessions, o: DatabaseObj
     throw connectFailure(plan, o, d, err);
   });
   return [...drift.unsubscribed];
+}
+
+/** The way back's slots (of every database) that are missing where they should be: one look, slots are instance-wide. */
+export async function missingBackSlots(s: Sessions, dbs: readonly DatabaseObjects[], d: Direction): Promise<DatabaseObjects[]> {
+  if (dbs.length === 0) return [];
+  const names = dbs.map((o) => objectsOf(o, d).slot);
+  const { rows } = await (await s.slots(dbs[0]!, d)).query<{ slot_name: string }>('SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = ANY($1)', [names]);
+  const present = new Set(rows.map((r) => r.slot_name));
+  return dbs.filter((o) => !present.has(objectsOf(o, d).slot));
+}
+
+/** The way back's slot is gone and cannot be made again without losing writes. */
+export class WayBackLost extends Error {}
+
+/**
+ * The way back's slot was made on the new side's primary before the fence.
+ * A logical slot does not follow its cluster to another node (unless
+ * failover slots are set up): after a failover there, it is gone. While the
+ * new side's fence is still on, nothing has been written there since the
+ * fence (the drained changes come from the old side and are not sent back),
+ * so the slot is made again, as good as the lost one. Once the fence has
+ * been lifted, writes may have been made that a new slot would never carry
+ * back: that is refused with the reason, never papered over.
+ */
+export async function remakeBackSlot(plan: Plan, s: Sessions, o: DatabaseObjects, d: Direction): Promise<void> {
+  const names = objectsOf(o, d);
+  const newSide = publisherOf(d);
+  const db = JSON.stringify(o.database);
+  const state = await fenceState(await s.get(o, newSide));
+  if (!state?.fenced) {
+    throw new WayBackLost(
+      `${db}: slot ${names.slot} of the way back is missing on the ${newSide} (its primary changed since the slot was made, and logical slots do not follow a failover), and the ${newSide} has taken writes since its fence was lifted: a new slot would not carry them back; the ${newSide} serves production, but there is no way back: stop the resource, keep clients off the ${subscriberOf(d)}, and end the migration with pgtwin-migrate teardown --yes --force`,
+    );
+  }
+  const slots = await s.slots(o, d);
+  const make = () => slots.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [names.slot]);
+  // The forward slots may live on the source's standby: there a slot waits for the primary's snapshot.
+  await (d === 'forward' ? withStandbySnapshots(plan, o.database, make) : make());
+  plan.log.warn(`${db}: slot ${names.slot} of the way back was missing on the ${newSide} (its primary changed since the slot was made); made again while the ${newSide} is still fenced, so nothing is missed`);
 }
 
 export async function enableBack(s: Sessions, o: DatabaseObjects, d: Direction): Promise<void> {

@@ -77,6 +77,18 @@ export function recoveryFor(step: string | undefined, kind: SwitchKind = 'cutove
 }
 
 /**
+ * Has a retried blocked switch got past where it was blocked (the step the
+ * record showed), now that it begins `step`? The steps of the read-only
+ * window are not recorded (the record shows `swapped`): a switch blocked at
+ * the address or the final proof is past it once it begins to lift the fence.
+ */
+export function pastBlockedStep(kind: SwitchKind, blockedAt: string, step: Step): boolean {
+  const steps = stepsOf(kind);
+  const inWindow = blockedAt === 'swapped' || blockedAt === 'address' || blockedAt === 'final-proof' || !isStep(blockedAt, kind);
+  return steps.indexOf(step) > (inWindow ? steps.indexOf('final-proof') : steps.indexOf(blockedAt as Step));
+}
+
+/**
  * Outcome of the last switch, as the CIB records it:
  * running  a worker acts (or must be taken over);
  * blocked  past the swap, the production address does not lead to the new side yet: nothing more happens until it does;

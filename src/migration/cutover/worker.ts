@@ -18,9 +18,9 @@ import { CutoverAbort, LeaseLost, type CutoverContext } from './context';
 import { recheck } from './recheck';
 import { fence, waitForSync, disableAndProve, finalProof, liftFence, endOldSessions, reenableDrain, dropDrain } from './drain';
 import { copySequences } from './carry';
-import { prepareBack, completeBackTables, enableBack, verifyBack, dropBack } from './back';
+import { prepareBack, completeBackTables, enableBack, verifyBack, dropBack, missingBackSlots, remakeBackSlot, WayBackLost } from './back';
 import { VipHandOver } from './vip';
-import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, isStep, type Step } from './steps';
+import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, isStep, pastBlockedStep, type Step } from './steps';
 import { encodeLease, decodeLease, processStart, HEARTBEAT_MS, SELF_FENCE_MS, type Lease } from './lease';
 import { newProof, encodeProof, type Proof } from './proof';
 import { KEY, proofKey, withEvent, parseHistory } from '../cib-state';
@@ -241,6 +241,22 @@ export class CutoverRun implements CutoverContext {
 
   // ---------------------------------------------------------------- steps
 
+  /** The recorded step of the blocked switch this worker retries (undefined: it retries none, or got past it). */
+  private blockedAt: string | undefined;
+
+  /**
+   * A retried blocked switch is `running` again once it gets past where it
+   * was blocked (pastBlockedStep): else the monitor would go on failing with
+   * the old reason, and Pacemaker's recovery (a stop) would interrupt the
+   * very worker that is finishing the switch, again and again.
+   */
+  private unblockedBy(step: Step): Record<string, string> | undefined {
+    if (this.blockedAt === undefined || !pastBlockedStep(this.move.kind, this.blockedAt, step)) return undefined;
+    this.log.info(`${this.move.kind}: past the step it was blocked at (${this.blockedAt}); running again`);
+    this.blockedAt = undefined;
+    return { [CUTOVER_KEY.state]: 'running', [CUTOVER_KEY.error]: '' };
+  }
+
   private async runStep(step: Step, fn: () => Promise<void>): Promise<void> {
     this.checkLease();
     if (this.stopRequested && !pastPointOfNoReturn(step, this.move.kind)) throw new CutoverAbort('a stop of the resource interrupted the switch');
@@ -249,7 +265,9 @@ export class CutoverRun implements CutoverContext {
     // Inside the read-only window every CIB write would queue before the swap's:
     // there the step is only logged (for recovery any step before the swap means
     // "roll back", any after it "roll forward"), and the swap records its own.
-    if (!IN_WINDOW.has(step)) this.recordInBackground({ [CUTOVER_KEY.step]: step });
+    const unblocked = this.unblockedBy(step);
+    if (!IN_WINDOW.has(step)) this.recordInBackground({ [CUTOVER_KEY.step]: step, ...unblocked });
+    else if (unblocked) this.recordInBackground(unblocked);
     const t0 = Date.now();
     const steps = stepsOf(this.move.kind);
     this.log.info(`${this.move.kind} step ${steps.indexOf(step) + 1}/${steps.length}: ${step}`);
@@ -385,7 +403,8 @@ export class CutoverRun implements CutoverContext {
     this.log.warn(`${this.move.kind}: taking over an interrupted switch at step ${step ?? '(none)'}: ${what}`);
     try {
       // A retry of a blocked switch stays `blocked` (the monitor keeps failing with the reason) until it gets further.
-      await this.record(record.get(CUTOVER_KEY.state) === 'blocked' ? { [CUTOVER_KEY.step]: record.get(CUTOVER_KEY.step) ?? '' } : { [CUTOVER_KEY.state]: 'running' });
+      if (record.get(CUTOVER_KEY.state) === 'blocked') this.blockedAt = step ?? '';
+      await this.record(this.blockedAt !== undefined ? { [CUTOVER_KEY.step]: step ?? '' } : { [CUTOVER_KEY.state]: 'running' });
     } catch (err) {
       if (err instanceof LeaseLost) return 'superseded';
       throw err;
@@ -469,6 +488,7 @@ export class CutoverRun implements CutoverContext {
       }
       if (at('lift')) {
         const failure = await this.retry('lift', async () => {
+          await this.keepWayBack();
           await liftFence(this, move.to);
           const liftedAt = Date.now();
           this.proof.firstWriteAt = new Date(liftedAt).toISOString();
@@ -480,17 +500,18 @@ export class CutoverRun implements CutoverContext {
           this.log.info(`${move.kind}: the ${move.to} takes writes${this.fencedAt > 0 ? `; read-only window ${this.proof.windowMs} ms` : ''}`);
           await endOldSessions(this).catch((err: Error) => this.log.warn(`${move.kind}: could not end the old sessions on the ${move.from}: ${err.message}`));
         });
-        if (failure) return this.block(`the ${move.to} could not be unfenced: ${failure}`);
+        if (failure) return this.block(this.wayBackLost ?? `the ${move.to} could not be unfenced: ${failure}`);
       }
       const enableStep: Step = move.kind === 'cutover' ? 'enable-reverse' : 'enable-forward';
       if (at(enableStep)) {
         const failure = await this.retry(enableStep, async () => {
+          await this.keepWayBack();
           await this.eachDatabase(`enabling ${move.back} replication`, (o) => enableBack(this.sessions, o, move.back));
           await this.eachDatabase(`verifying ${move.back} replication`, (o) => verifyBack(this.plan, this.sessions, o, move.back, 30_000));
           for (const o of this.dbs) this.markState(o, { reverse_prepared: move.back === 'reverse' });
           this.log.info(`${move.kind}: ${move.back} replication flows in every database`);
         });
-        if (failure) return this.block(`${move.back} replication does not flow: ${failure}`);
+        if (failure) return this.block(this.wayBackLost ?? `${move.back} replication does not flow: ${failure}`);
       }
       const dropStep: Step = move.kind === 'cutover' ? 'drop-forward' : 'drop-reverse';
       if (at(dropStep)) {
@@ -506,6 +527,21 @@ export class CutoverRun implements CutoverContext {
       throw err;
     }
   }
+
+  /** The way back's slots, looked for once (one query); one lost with a failover of the new side is made again while that side is fenced. */
+  private async keepWayBack(): Promise<void> {
+    const missing = await missingBackSlots(this.sessions, this.dbs, this.move.back);
+    // Rare (a failover of the new side), so one after the other.
+    for (const o of missing) {
+      await remakeBackSlot(this.plan, this.sessions, o, this.move.back).catch((err: Error) => {
+        if (err instanceof WayBackLost) this.wayBackLost = err.message;
+        throw err;
+      });
+    }
+  }
+
+  /** Why the way back cannot be kept (its slot lost after the new side took writes): the blocked reason as it is. */
+  private wayBackLost: string | undefined;
 
   /**
    * A step after the swap keeps failing: nothing more happens (the old side
