@@ -28,7 +28,7 @@ export async function logStandbySnapshot(plan: Plan, database: string): Promise<
       await c.end().catch(() => undefined);
     }
   } catch (err) {
-    plan.log.debug(`cannot ask the source primary for a standby snapshot: ${(err as Error).message}`);
+    plan.log.warn(`cannot ask the source primary for a running-transactions record (pg_log_standby_snapshot): ${(err as Error).message}; slots on the standby wait for the background writer's`);
     return false;
   }
 }
@@ -36,7 +36,12 @@ export async function logStandbySnapshot(plan: Plan, database: string): Promise<
 /** Runs fn while the source primary logs a running-transactions record every 200 ms (standby mode only). */
 export async function withStandbySnapshots<T>(plan: Plan, database: string, fn: () => Promise<T>): Promise<T> {
   if (!standbySource(plan)) return fn();
-  const primary = await connect(plan.sourcePrimary, database, connectOptions(plan));
+  // A help, never a condition: without the primary, fn runs all the same (and may wait longer).
+  const primary = await connect(plan.sourcePrimary, database, connectOptions(plan)).catch((err: Error) => {
+    plan.log.warn(`cannot ask the source primary for running-transactions records (pg_log_standby_snapshot): ${err.message}; slots on the standby wait for the background writer's`);
+    return undefined;
+  });
+  if (!primary) return fn();
   let done = false;
   const nudger = (async () => {
     while (!done) {

@@ -60,15 +60,23 @@ describe('the rule for an interrupted switch', () => {
 
 describe('a retried blocked switch', () => {
   it('is running again only once it begins a step past the one it was blocked at', () => {
-    // Blocked at the address (the record shows `swapped`): the address and the final proof are still the blockage.
+    // Blocked at the address: the address is still the blockage; the final proof is past it.
+    expect(pastBlockedStep('cutover', 'address', 'address')).toBe(false);
+    expect(pastBlockedStep('cutover', 'address', 'final-proof')).toBe(true);
+    // Blocked at the lift (inside the window): beginning the lift again is not past it (no flapping to running).
+    expect(pastBlockedStep('cutover', 'lift', 'lift')).toBe(false);
+    expect(pastBlockedStep('cutover', 'lift', 'enable-reverse')).toBe(true);
+    // Blocked at a step after the window: past it at the next one.
+    expect(pastBlockedStep('cutover', 'enable-reverse', 'enable-reverse')).toBe(false);
+    expect(pastBlockedStep('cutover', 'enable-reverse', 'drop-forward')).toBe(true);
+    expect(pastBlockedStep('failback', 'lift', 'lift')).toBe(false);
+    expect(pastBlockedStep('failback', 'lift', 'enable-forward')).toBe(true);
+  });
+
+  it('falls back, for a record without the blocked step, to the recorded one (swapped: past once it lifts)', () => {
     expect(pastBlockedStep('cutover', 'swapped', 'address')).toBe(false);
     expect(pastBlockedStep('cutover', 'swapped', 'final-proof')).toBe(false);
     expect(pastBlockedStep('cutover', 'swapped', 'lift')).toBe(true);
-    expect(pastBlockedStep('cutover', 'swapped', 'enable-reverse')).toBe(true);
-    // Blocked at a recorded step after the window: past it at the next one.
-    expect(pastBlockedStep('cutover', 'enable-reverse', 'enable-reverse')).toBe(false);
-    expect(pastBlockedStep('cutover', 'enable-reverse', 'drop-forward')).toBe(true);
-    expect(pastBlockedStep('failback', 'swapped', 'final-proof')).toBe(false);
     expect(pastBlockedStep('failback', 'swapped', 'lift')).toBe(true);
   });
 });

@@ -13,7 +13,7 @@ import { objectsOf, publisherOf, subscriberOf, type Direction } from '../directi
 import { tableDrift } from './recheck';
 import { createPublication, dropPublication } from '../../pg/publication';
 import { createSubscription, dropSubscription, setSubscriptionEnabled, readSubscription } from '../../pg/subscription';
-import { dropSlot, readSlot } from '../../pg/slots';
+import { dropSlot, readSlot, readSlots } from '../../pg/slots';
 import { fenceState } from '../../pg/fence';
 import { withStandbySnapshots } from '../standby-snapshots';
 import { ensureCaptureTrigger, dropCaptureTrigger, hasAgentSchema } from '../../pg/ddl-replication';
@@ -89,13 +89,19 @@ export async function completeBackTables(plan: Plan, s: Sessions, o: DatabaseObj
   return [...drift.unsubscribed];
 }
 
-/** The way back's slots (of every database) that are missing where they should be: one look, slots are instance-wide. */
+/**
+ * The way back's slots (of every database) that are missing where they
+ * should be, or there but no longer usable (invalidated: WAL removed, idle
+ * timeout, a recovery conflict): one look, slots are instance-wide.
+ */
 export async function missingBackSlots(s: Sessions, dbs: readonly DatabaseObjects[], d: Direction): Promise<DatabaseObjects[]> {
   if (dbs.length === 0) return [];
-  const names = dbs.map((o) => objectsOf(o, d).slot);
-  const { rows } = await (await s.slots(dbs[0]!, d)).query<{ slot_name: string }>('SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = ANY($1)', [names]);
-  const present = new Set(rows.map((r) => r.slot_name));
-  return dbs.filter((o) => !present.has(objectsOf(o, d).slot));
+  const c = await s.slots(dbs[0]!, d);
+  const slots = await readSlots(c, dbs.map((o) => objectsOf(o, d).slot), await serverMajor(c));
+  return dbs.filter((o) => {
+    const slot = slots.get(objectsOf(o, d).slot);
+    return !slot || slot.invalidated !== null;
+  });
 }
 
 /** The way back's slot is gone and cannot be made again without losing writes. */
@@ -105,27 +111,47 @@ export class WayBackLost extends Error {}
  * The way back's slot was made on the new side's primary before the fence.
  * A logical slot does not follow its cluster to another node (unless
  * failover slots are set up): after a failover there, it is gone. While the
- * new side's fence is still on, nothing has been written there since the
- * fence (the drained changes come from the old side and are not sent back),
- * so the slot is made again, as good as the lost one. Once the fence has
- * been lifted, writes may have been made that a new slot would never carry
- * back: that is refused with the reason, never papered over.
+ * new side's fence is still on and the way back has never streamed, no
+ * client has written there since the fence (the drained changes come from
+ * the old side and are not sent back), so the slot is made again and sends
+ * what the lost one would have. A superuser's write in replica mode on the
+ * fenced side (the fence lets it pass on purpose) is the exception: the lost
+ * slot held it, a new one does not. Otherwise the way back is lost: that is
+ * refused with the reason, never papered over.
  */
 export async function remakeBackSlot(plan: Plan, s: Sessions, o: DatabaseObjects, d: Direction): Promise<void> {
   const names = objectsOf(o, d);
   const newSide = publisherOf(d);
   const db = JSON.stringify(o.database);
-  const state = await fenceState(await s.get(o, newSide));
-  if (!state?.fenced) {
-    throw new WayBackLost(
-      `${db}: slot ${names.slot} of the way back is missing on the ${newSide} (its primary changed since the slot was made, and logical slots do not follow a failover), and the ${newSide} has taken writes since its fence was lifted: a new slot would not carry them back; the ${newSide} serves production, but there is no way back: stop the resource, keep clients off the ${subscriberOf(d)}, and end the migration with pgtwin-migrate teardown --yes --force`,
-    );
-  }
   const slots = await s.slots(o, d);
+  // The slots must be made where they are read from: the primary, or the source standby (Unpromoted, forward).
+  const onStandby = d === 'forward' && plan.cfg.source_node_role === 'Unpromoted';
+  const { rows } = await slots.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
+  if (rows[0]!.recovery !== onStandby) {
+    throw new PgFailure('sql', `${db}: the server for the ${d} slots is ${onStandby ? 'no longer a standby' : 'a standby now'} (the ${newSide} changed roles since the switch began); looking again`);
+  }
+  const lost = (why: string) =>
+    new WayBackLost(
+      `${db}: slot ${names.slot} of the way back is missing or invalidated on the ${newSide}, and ${why}: a new slot would not carry everything back; the ${newSide} serves production, but there is no way back: stop the resource, keep clients off the ${subscriberOf(d)}, and end the migration with pgtwin-migrate teardown --yes --force`,
+    );
+  const state = await fenceState(await s.get(o, newSide));
+  if (!state?.fenced || state.strays.length > 0) throw lost(`the ${newSide} has taken writes since its fence was lifted`);
+  const sub = await s.get(o, subscriberOf(d));
+  const origin = await sub.query<{ lsn: string | null }>(
+    `SELECT pg_replication_origin_progress('pg_' || oid, false)::text AS lsn FROM pg_subscription
+      WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [names.sub],
+  );
+  const streamed = origin.rows[0]?.lsn;
+  if (streamed && streamed !== '0/0') throw lost(`the way back had already streamed from it (up to ${streamed})`);
+  const present = await readSlot(slots, names.slot, await serverMajor(slots));
+  if (present) await dropSlot(slots, names.slot);
   const make = () => slots.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [names.slot]);
   // The forward slots may live on the source's standby: there a slot waits for the primary's snapshot.
-  await (d === 'forward' ? withStandbySnapshots(plan, o.database, make) : make());
-  plan.log.warn(`${db}: slot ${names.slot} of the way back was missing on the ${newSide} (its primary changed since the slot was made); made again while the ${newSide} is still fenced, so nothing is missed`);
+  await (onStandby ? withStandbySnapshots(plan, o.database, make) : make());
+  plan.log.warn(
+    `${db}: slot ${names.slot} of the way back was ${present ? `invalidated (${present.invalidated})` : 'missing'} on the ${newSide} (its primary changed, or the slot was lost, since it was made); made again while the ${newSide} is still fenced and before the way back ever streamed, so no client write is missed`,
+  );
 }
 
 export async function enableBack(s: Sessions, o: DatabaseObjects, d: Direction): Promise<void> {

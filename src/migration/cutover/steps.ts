@@ -77,15 +77,16 @@ export function recoveryFor(step: string | undefined, kind: SwitchKind = 'cutove
 }
 
 /**
- * Has a retried blocked switch got past where it was blocked (the step the
- * record showed), now that it begins `step`? The steps of the read-only
- * window are not recorded (the record shows `swapped`): a switch blocked at
- * the address or the final proof is past it once it begins to lift the fence.
+ * Has a retried blocked switch got past where it was blocked, now that it
+ * begins `step`? `blockedAt` is the step the blocked worker was at (recorded
+ * apart, as `cutover-blocked-at`); a record without it (an earlier version)
+ * shows the last recorded step, `swapped` inside the read-only window: then
+ * the switch is past the blockage once it begins to lift the fence.
  */
 export function pastBlockedStep(kind: SwitchKind, blockedAt: string, step: Step): boolean {
   const steps = stepsOf(kind);
-  const inWindow = blockedAt === 'swapped' || blockedAt === 'address' || blockedAt === 'final-proof' || !isStep(blockedAt, kind);
-  return steps.indexOf(step) > (inWindow ? steps.indexOf('final-proof') : steps.indexOf(blockedAt as Step));
+  const exact = isStep(blockedAt, kind) && blockedAt !== 'swapped';
+  return steps.indexOf(step) > (exact ? steps.indexOf(blockedAt as Step) : steps.indexOf('final-proof'));
 }
 
 /**
@@ -116,6 +117,8 @@ export const CUTOVER_KEY = {
   /** When the new side took its first write (its fence lifted). */
   liftedAt: 'cutover-lifted-at',
   swappedAt: 'cutover-swapped-at',
+  /** The step a blocked switch was blocked at (the recorded step is `swapped` inside the read-only window). */
+  blockedAt: 'cutover-blocked-at',
   log: 'cutover-log',
   productionIp: 'vip-production-ip',
   targetIp: 'vip-target-ip',

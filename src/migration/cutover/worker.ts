@@ -403,7 +403,7 @@ export class CutoverRun implements CutoverContext {
     this.log.warn(`${this.move.kind}: taking over an interrupted switch at step ${step ?? '(none)'}: ${what}`);
     try {
       // A retry of a blocked switch stays `blocked` (the monitor keeps failing with the reason) until it gets further.
-      if (record.get(CUTOVER_KEY.state) === 'blocked') this.blockedAt = step ?? '';
+      if (record.get(CUTOVER_KEY.state) === 'blocked') this.blockedAt = record.get(CUTOVER_KEY.blockedAt) || step || '';
       await this.record(this.blockedAt !== undefined ? { [CUTOVER_KEY.step]: step ?? '' } : { [CUTOVER_KEY.state]: 'running' });
     } catch (err) {
       if (err instanceof LeaseLost) return 'superseded';
@@ -449,7 +449,8 @@ export class CutoverRun implements CutoverContext {
         return undefined;
       } catch (err) {
         if (err instanceof LeaseLost) throw err;
-        if (Date.now() > until) {
+        // A lost way back does not come back by trying again.
+        if (Date.now() > until || err instanceof WayBackLost) {
           this.log.err(`${this.move.kind}: ${step} still failing after ${attempt} attempt(s): ${(err as Error).message}`);
           return (err as Error).message;
         }
@@ -487,8 +488,12 @@ export class CutoverRun implements CutoverContext {
         if (failure) return this.block(`the final proof failed: ${failure}`);
       }
       if (at('lift')) {
+        let lost: WayBackLost | undefined;
         const failure = await this.retry('lift', async () => {
-          await this.keepWayBack();
+          // The way back is looked after before the lift (a lost slot can be made again only while the
+          // new side is fenced), but never holds the lift up: the address is proven and the old side
+          // fenced, so only the new side takes writes; a way back that cannot be kept is reported after.
+          lost = await this.keepWayBack(true);
           await liftFence(this, move.to);
           const liftedAt = Date.now();
           this.proof.firstWriteAt = new Date(liftedAt).toISOString();
@@ -500,18 +505,25 @@ export class CutoverRun implements CutoverContext {
           this.log.info(`${move.kind}: the ${move.to} takes writes${this.fencedAt > 0 ? `; read-only window ${this.proof.windowMs} ms` : ''}`);
           await endOldSessions(this).catch((err: Error) => this.log.warn(`${move.kind}: could not end the old sessions on the ${move.from}: ${err.message}`));
         });
-        if (failure) return this.block(this.wayBackLost ?? `the ${move.to} could not be unfenced: ${failure}`);
+        if (failure) return this.block(`the ${move.to} could not be unfenced: ${failure}`);
+        if (lost) return this.block(lost.message);
       }
       const enableStep: Step = move.kind === 'cutover' ? 'enable-reverse' : 'enable-forward';
       if (at(enableStep)) {
+        let lost: WayBackLost | undefined;
         const failure = await this.retry(enableStep, async () => {
-          await this.keepWayBack();
+          lost = await this.keepWayBack(false);
+          // Taken over past the lift: the new side's primary may have changed since, and the lift
+          // with it; lifted again (it changes nothing where it holds), after the way back was kept,
+          // and whether or not it could be.
+          if (!at('lift')) await liftFence(this, move.to);
+          if (lost) throw lost;
           await this.eachDatabase(`enabling ${move.back} replication`, (o) => enableBack(this.sessions, o, move.back));
           await this.eachDatabase(`verifying ${move.back} replication`, (o) => verifyBack(this.plan, this.sessions, o, move.back, 30_000));
           for (const o of this.dbs) this.markState(o, { reverse_prepared: move.back === 'reverse' });
           this.log.info(`${move.kind}: ${move.back} replication flows in every database`);
         });
-        if (failure) return this.block(this.wayBackLost ?? `${move.back} replication does not flow: ${failure}`);
+        if (failure) return this.block(lost ? lost.message : `${move.back} replication does not flow: ${failure}`);
       }
       const dropStep: Step = move.kind === 'cutover' ? 'drop-forward' : 'drop-reverse';
       if (at(dropStep)) {
@@ -528,20 +540,34 @@ export class CutoverRun implements CutoverContext {
     }
   }
 
-  /** The way back's slots, looked for once (one query); one lost with a failover of the new side is made again while that side is fenced. */
-  private async keepWayBack(): Promise<void> {
-    const missing = await missingBackSlots(this.sessions, this.dbs, this.move.back);
-    // Rare (a failover of the new side), so one after the other.
-    for (const o of missing) {
-      await remakeBackSlot(this.plan, this.sessions, o, this.move.back).catch((err: Error) => {
-        if (err instanceof WayBackLost) this.wayBackLost = err.message;
-        throw err;
-      });
+  /**
+   * The way back's slots, looked for once (one query); one lost with a
+   * failover of the new side is made again where that is safe (remakeBackSlot).
+   * Returns why the way back is lost, if it is. `beforeLift`: a slot host that
+   * cannot be asked (a source standby being rebuilt) does not hold the lift
+   * up; the enable step asks again.
+   */
+  private async keepWayBack(beforeLift: boolean): Promise<WayBackLost | undefined> {
+    let missing: DatabaseObjects[];
+    try {
+      missing = await missingBackSlots(this.sessions, this.dbs, this.move.back);
+    } catch (err) {
+      if (!beforeLift) throw err;
+      this.log.warn(`${this.move.kind}: cannot look at the ${this.move.back} slots before the lift (${(err as Error).message}); looking again when the way back is enabled`);
+      return undefined;
     }
+    // Rare (a failover of the new side), so one after the other; one lost does not keep the others from being made.
+    let lost: WayBackLost | undefined;
+    for (const o of missing) {
+      try {
+        await remakeBackSlot(this.plan, this.sessions, o, this.move.back);
+      } catch (err) {
+        if (!(err instanceof WayBackLost)) throw err;
+        lost ??= err;
+      }
+    }
+    return lost;
   }
-
-  /** Why the way back cannot be kept (its slot lost after the new side took writes): the blocked reason as it is. */
-  private wayBackLost: string | undefined;
 
   /**
    * A step after the swap keeps failing: nothing more happens (the old side
@@ -563,6 +589,8 @@ export class CutoverRun implements CutoverContext {
     await this.record({
       [CUTOVER_KEY.state]: 'blocked',
       [CUTOVER_KEY.error]: reason.slice(0, 500),
+      // The step itself (inside the read-only window it is not the recorded one): a retry is past the blockage only beyond it.
+      [CUTOVER_KEY.blockedAt]: this.step,
       [CUTOVER_KEY.lease]: '',
       // Once per blockage, not at every retry.
       ...(last?.event === `${this.move.kind} blocked` && last.detail === reason.slice(0, 300) ? {} : { [KEY.history]: withEvent(record.get(KEY.history), `${this.move.kind} blocked`, reason.slice(0, 300)) }),
