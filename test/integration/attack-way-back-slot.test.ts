@@ -102,4 +102,29 @@ describe("the way back's slot lost with a failover of the target", () => {
     expect(await sql(m.target, db, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)])).toEqual([]);
     expect(await plainWrite(m.target, db, 'still production')).toBeDefined();
   });
+
+  it('lost after the way back streamed, on a target primary that never got the lift: blocked with the reason, and the target unfenced', async () => {
+    const db = 'att_backslot_streamed';
+    const m = await copiedMigration('att-backslot-streamed', [db], { params: { sync_timeout: '10' } });
+    made.push(m);
+    // The worker holds once the way back is enabled and proven (its origin has moved on the source).
+    await launchSwitch(m, { PGTWIN_MIGRATE_TEST_PAUSE_AT: 'enable-reverse' });
+    await untilPausedAfter(m, 'enable-reverse');
+    await killWorker(await workerPid(m.opts.instance));
+    // A failover to a target node that had neither the lift nor the slot: the slot dropped (its
+    // subscription stopped first, an active slot cannot be dropped) and the fence put back.
+    // (The source is fenced: a superuser passes in replica mode.)
+    await sql(m.source, db, `BEGIN; SET LOCAL session_replication_role = replica; ALTER SUBSCRIPTION pgtwin_migrate_reverse_sub_${db} DISABLE; COMMIT`);
+    await waitFor('the reverse slot inactive', async () => (await sql<{ active: boolean }>(m.target, db, 'SELECT active FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)]))[0]?.active === false, 30_000, 100);
+    await dropReverseSlot(m, db);
+    await sql(m.target, db, 'BEGIN; SET LOCAL session_replication_role = replica; ALTER EVENT TRIGGER pgtwin_migrate_fence_ddl ENABLE; SELECT pgtwin_migrate.set_table_fences(true); COMMIT');
+    expect(await plainWrite(m.target, db), 'the target is fenced again').toBeUndefined();
+    await monitorsUntil(m, 'blocked', 180_000);
+    const r = await record(m.opts.instance);
+    expect(r['cutover-error']).toMatch(/slot pgtwin_migrate_reverse_slot_att_backslot_streamed of the way back is missing or invalidated on the target, and the way back had already streamed from it \(up to [0-9A-F]+\/[0-9A-F]+\)/);
+    // No slot that would skip writes, and production is unfenced all the same.
+    expect(await sql(m.target, db, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)])).toEqual([]);
+    expect(await plainWrite(m.target, db, 'production')).toBeDefined();
+    expect(await plainWrite(m.source, db), 'the old source stays fenced').toBeUndefined();
+  });
 });
