@@ -17,28 +17,31 @@ const NUDGE_EVERY_MS = 200;
 
 export const standbySource = (plan: Plan): boolean => plan.cfg.source_node_role === 'Unpromoted';
 
-/** One running-transactions record on the source primary; false (and a debug line) when it could not be asked. */
-export async function logStandbySnapshot(plan: Plan, database: string): Promise<boolean> {
+/** Asking is a help, never a condition: a failure is a warning, and whatever waits for the record goes on waiting. */
+function cannotAsk(plan: Plan, err: unknown): void {
+  plan.log.warn(`cannot ask the source primary for a running-transactions record (pg_log_standby_snapshot): ${(err as Error).message}; slots on the standby wait for the background writer's`);
+}
+
+/** One running-transactions record on the source primary (a warning when it could not be asked). */
+export async function logStandbySnapshot(plan: Plan, database: string): Promise<void> {
   try {
     const c = await connect(plan.sourcePrimary, database, connectOptions(plan));
     try {
       await c.query('SELECT pg_log_standby_snapshot()');
-      return true;
     } finally {
       await c.end().catch(() => undefined);
     }
   } catch (err) {
-    plan.log.warn(`cannot ask the source primary for a running-transactions record (pg_log_standby_snapshot): ${(err as Error).message}; slots on the standby wait for the background writer's`);
-    return false;
+    cannotAsk(plan, err);
   }
 }
 
 /** Runs fn while the source primary logs a running-transactions record every 200 ms (standby mode only). */
 export async function withStandbySnapshots<T>(plan: Plan, database: string, fn: () => Promise<T>): Promise<T> {
   if (!standbySource(plan)) return fn();
-  // A help, never a condition: without the primary, fn runs all the same (and may wait longer).
-  const primary = await connect(plan.sourcePrimary, database, connectOptions(plan)).catch((err: Error) => {
-    plan.log.warn(`cannot ask the source primary for running-transactions records (pg_log_standby_snapshot): ${err.message}; slots on the standby wait for the background writer's`);
+  // Without the primary, fn runs all the same (and may wait longer).
+  const primary = await connect(plan.sourcePrimary, database, connectOptions(plan)).catch((err: unknown) => {
+    cannotAsk(plan, err);
     return undefined;
   });
   if (!primary) return fn();

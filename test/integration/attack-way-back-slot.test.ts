@@ -41,6 +41,10 @@ const VIP = 'postgres-vip-18';
 const crmResource = (args: string[]) => exec('crm_resource', args, { env });
 const reverseSlot = (db: string) => `pgtwin_migrate_reverse_slot_${db}`;
 
+async function reverseSlotOnTarget(m: Migration, db: string): Promise<unknown[]> {
+  return sql(m.target, db, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)]);
+}
+
 async function dropReverseSlot(m: Migration, db: string): Promise<void> {
   const dropped = await sql<{ n: string }>(m.target, db, 'SELECT count(pg_drop_replication_slot(slot_name))::text AS n FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)]);
   expect(dropped[0]!.n, 'the reverse slot existed on the target').toBe('1');
@@ -48,6 +52,14 @@ async function dropReverseSlot(m: Migration, db: string): Promise<void> {
 
 describe("the way back's slot lost with a failover of the target", () => {
   const made: Migration[] = [];
+  /** A copied migration whose switch worker holds after `step` (PGTWIN_MIGRATE_TEST_PAUSE_AT), until killed. */
+  async function pausedAfter(instance: string, db: string, step: string): Promise<Migration> {
+    const m = await copiedMigration(instance, [db], { params: { sync_timeout: '10' } });
+    made.push(m);
+    await launchSwitch(m, { PGTWIN_MIGRATE_TEST_PAUSE_AT: step });
+    await untilPausedAfter(m, step);
+    return m;
+  }
   afterEach(async () => {
     await crmResource(['--resource', VIP, '--meta', '--delete-parameter', 'is-managed']).catch(() => undefined);
     await waitFor('both VIP resources started', async () => (await resourceState('postgres-vip')).role === 'Started' && (await resourceState(VIP)).role === 'Started', 120_000, 500);
@@ -85,11 +97,8 @@ describe("the way back's slot lost with a failover of the target", () => {
 
   it('lost after the target took writes: the switch is blocked with the reason, never given a slot that would miss them', async () => {
     const db = 'att_backslot_lifted';
-    const m = await copiedMigration('att-backslot-lifted', [db], { params: { sync_timeout: '10' } });
-    made.push(m);
     // The worker holds right after the lift: the target takes writes, the way back is not enabled yet.
-    await launchSwitch(m, { PGTWIN_MIGRATE_TEST_PAUSE_AT: 'lift' });
-    await untilPausedAfter(m, 'lift');
+    const m = await pausedAfter('att-backslot-lifted', db, 'lift');
     const written = await plainWrite(m.target, db, 'after the lift');
     expect(written, 'the target takes writes after the lift').toBeDefined();
     await dropReverseSlot(m, db);
@@ -99,17 +108,14 @@ describe("the way back's slot lost with a failover of the target", () => {
     expect(r['cutover-error']).toMatch(/slot pgtwin_migrate_reverse_slot_att_backslot_lifted of the way back is missing or invalidated on the target, and the target has taken writes since its fence was lifted: a new slot would not carry everything back/);
     expect(r['cutover-error']).toMatch(/there is no way back: stop the resource, keep clients off the source, and end the migration with pgtwin-migrate teardown --yes --force/);
     // No slot was made behind the operator's back, and the target still serves writes.
-    expect(await sql(m.target, db, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)])).toEqual([]);
+    expect(await reverseSlotOnTarget(m, db)).toEqual([]);
     expect(await plainWrite(m.target, db, 'still production')).toBeDefined();
   });
 
   it('lost after the way back streamed, on a target primary that never got the lift: blocked with the reason, and the target unfenced', async () => {
     const db = 'att_backslot_streamed';
-    const m = await copiedMigration('att-backslot-streamed', [db], { params: { sync_timeout: '10' } });
-    made.push(m);
     // The worker holds once the way back is enabled and proven (its origin has moved on the source).
-    await launchSwitch(m, { PGTWIN_MIGRATE_TEST_PAUSE_AT: 'enable-reverse' });
-    await untilPausedAfter(m, 'enable-reverse');
+    const m = await pausedAfter('att-backslot-streamed', db, 'enable-reverse');
     await killWorker(await workerPid(m.opts.instance));
     // A failover to a target node that had neither the lift nor the slot: the slot dropped (its
     // subscription stopped first, an active slot cannot be dropped) and the fence put back.
@@ -123,7 +129,7 @@ describe("the way back's slot lost with a failover of the target", () => {
     const r = await record(m.opts.instance);
     expect(r['cutover-error']).toMatch(/slot pgtwin_migrate_reverse_slot_att_backslot_streamed of the way back is missing or invalidated on the target, and the way back had already streamed from it \(up to [0-9A-F]+\/[0-9A-F]+\)/);
     // No slot that would skip writes, and production is unfenced all the same.
-    expect(await sql(m.target, db, 'SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [reverseSlot(db)])).toEqual([]);
+    expect(await reverseSlotOnTarget(m, db)).toEqual([]);
     expect(await plainWrite(m.target, db, 'production')).toBeDefined();
     expect(await plainWrite(m.source, db), 'the old source stays fenced').toBeUndefined();
   });

@@ -138,8 +138,9 @@ function markRunning(ctx: ActionContext, plan: Plan): void {
  * The first monitor should find every apply worker running: give them a
  * moment to start. Publishing from a standby, the table-synchronisation slots
  * of the initial copy wait for the primary's running-transactions records:
- * the primary is asked for them while a table has not begun its copy, within
- * the same bound (the monitor asks again while a copy runs).
+ * the primary is asked for them while a table's copy is being set up or runs
+ * (states i and d), within the same bound (the monitor asks again while a
+ * copy runs).
  */
 async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
   const until = Date.now() + plan.deadline.stepMs(limitMs);
@@ -149,20 +150,20 @@ async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
       const c = await connect(plan.targetPrimary, o.database, connectOptions(plan));
       try {
         const major = await serverMajor(c);
-        let waitingFor = 'the apply worker';
+        /** Tables still copying once the worker runs (undefined: the worker has not started). */
+        let copying: number | undefined;
         while (Date.now() < until) {
           const sub = await readSubscription(c, o.forwardSub, major);
           if (!sub) return;
           if (sub.workerPid !== null) {
             if (!fromStandby) return;
-            const copying = (await subscriptionTables(c, sub.oid)).filter((t) => t.state === 'i' || t.state === 'd').length;
+            copying = (await subscriptionTables(c, sub.oid)).filter((t) => t.state === 'i' || t.state === 'd').length;
             if (copying === 0) return;
-            waitingFor = `the initial copy of ${copying} table(s) on the standby`;
           }
           await sleep(100);
         }
-        if (waitingFor === 'the apply worker') plan.log.warn(`${JSON.stringify(o.database)}: the apply worker of ${o.forwardSub} has not started yet`);
-        else plan.log.info(`${JSON.stringify(o.database)}: ${waitingFor} is still running; the monitor asks the primary for snapshots while it runs`);
+        if (copying === undefined) plan.log.warn(`${JSON.stringify(o.database)}: the apply worker of ${o.forwardSub} has not started yet`);
+        else plan.log.info(`${JSON.stringify(o.database)}: the initial copy of ${copying} table(s) on the standby is still running; the monitor asks the primary for snapshots while it runs`);
       } finally {
         await c.end().catch(() => undefined);
       }

@@ -15,7 +15,7 @@ import { createPublication, dropPublication } from '../../pg/publication';
 import { createSubscription, dropSubscription, setSubscriptionEnabled, readSubscription } from '../../pg/subscription';
 import { dropSlot, readSlot, readSlots } from '../../pg/slots';
 import { fenceState } from '../../pg/fence';
-import { withStandbySnapshots } from '../standby-snapshots';
+import { standbySource, withStandbySnapshots } from '../standby-snapshots';
 import { ensureCaptureTrigger, dropCaptureTrigger, hasAgentSchema } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
 import { AGENT_SCHEMA, ident } from '../../pg/sql';
@@ -125,7 +125,7 @@ export async function remakeBackSlot(plan: Plan, s: Sessions, o: DatabaseObjects
   const db = JSON.stringify(o.database);
   const slots = await s.slots(o, d);
   // The slots must be made where they are read from: the primary, or the source standby (Unpromoted, forward).
-  const onStandby = d === 'forward' && plan.cfg.source_node_role === 'Unpromoted';
+  const onStandby = d === 'forward' && standbySource(plan);
   const { rows } = await slots.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
   if (rows[0]!.recovery !== onStandby) {
     throw new PgFailure('sql', `${db}: the server for the ${d} slots is ${onStandby ? 'no longer a standby' : 'a standby now'} (the ${newSide} changed roles since the switch began); looking again`);
