@@ -7,7 +7,7 @@
 #   scripts/rig.sh up              (re)start everything; leftovers are ended first
 #   scripts/rig.sh down            end everything this rig started
 #   scripts/rig.sh status          what is running
-#   scripts/rig.sh standby up|down a streaming standby of the PG17 source
+#   scripts/rig.sh standby up|down [17|18]  a streaming standby of the PG17 source (or the PG18 target)
 #   scripts/rig.sh cluster ...     the multi-node cluster rig (scripts/cluster-rig.sh)
 #
 # Facts for tests go to $RIG_DIR/rig.json.
@@ -392,20 +392,27 @@ EOF
 }
 
 # ---------------------------------------------------------------- standby
+# A streaming standby of the PG17 source (127.0.0.2, application_name
+# rig_standby) or of the PG18 target (127.0.0.3, rig_standby18), on its
+# primary's port.
+standby_address() { if [ "$1" = 18 ]; then echo 127.0.0.3; else echo 127.0.0.2; fi; }
+standby_name() { if [ "$1" = 18 ]; then echo rig_standby18; else echo rig_standby; fi; }
+
 cmd_standby_up() {
-  local data="$RIG_DIR/data/pg17-standby" bin port label
-  bin=$(pg_bindir 17)
-  port=$(port_of 17)
-  cmd_standby_down
-  mkdir -p "$RIG_DIR/run/pg17-standby" "$data"
-  chown "$RIG_USER:" "$RIG_DIR/run/pg17-standby" "$data"
+  local v=${1:-17} data bin port label
+  data="$RIG_DIR/data/pg$v-standby"
+  bin=$(pg_bindir "$v")
+  port=$(port_of "$v")
+  cmd_standby_down "$v"
+  mkdir -p "$RIG_DIR/run/pg$v-standby" "$data"
+  chown "$RIG_USER:" "$RIG_DIR/run/pg$v-standby" "$data"
   chmod 0700 "$data"
   # A non-exclusive base backup by the low-level API: the copy runs inside
   # the session that holds the backup open (psql's \!).
-  label="$RIG_DIR/run/pg17-standby.label"
-  psql_as_admin 17 -At >/dev/null <<EOF
+  label="$RIG_DIR/run/pg$v-standby.label"
+  psql_as_admin "$v" -At >/dev/null <<EOF
 SELECT pg_backup_start('pgtwin-rig-standby', true);
-\! tar -C '$RIG_DIR/data/pg17' --exclude=./postmaster.pid --exclude=./postmaster.opts --exclude='./pg_wal/*' --exclude='./pg_replslot/*' --exclude=./postgresql.auto.conf -cf - . | tar -C '$data' -xf -
+\! tar -C '$RIG_DIR/data/pg$v' --exclude=./postmaster.pid --exclude=./postmaster.opts --exclude='./pg_wal/*' --exclude='./pg_replslot/*' --exclude=./postgresql.auto.conf -cf - . | tar -C '$data' -xf -
 \o $label
 SELECT labelfile FROM pg_backup_stop(false);
 \o
@@ -415,24 +422,25 @@ EOF
   mkdir -p "$data/pg_wal"
   chown -R "$RIG_USER:" "$data"
   cat >>"$data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.2'
-unix_socket_directories = '$RIG_DIR/run/pg17-standby'
+listen_addresses = '$(standby_address "$v")'
+unix_socket_directories = '$RIG_DIR/run/pg$v-standby'
 hot_standby = on
 hot_standby_feedback = on
-primary_conninfo = 'host=$RIG_DIR/run/pg17 port=$port user=postgres application_name=rig_standby'
+primary_conninfo = 'host=$RIG_DIR/run/pg$v port=$port user=postgres application_name=$(standby_name "$v")'
 EOF
   as_user touch "$data/standby.signal"
-  as_user env PGPASSFILE="$RIG_DIR/home/.pgpass" "$bin/pg_ctl" -D "$data" -l "$RIG_DIR/logs/pg17-standby.log" -w -t 60 start >/dev/null
-  head -1 "$data/postmaster.pid" >"$(pidfile pg17-standby)"
+  as_user env PGPASSFILE="$RIG_DIR/home/.pgpass" "$bin/pg_ctl" -D "$data" -l "$RIG_DIR/logs/pg$v-standby.log" -w -t 60 start >/dev/null
+  head -1 "$data/postmaster.pid" >"$(pidfile "pg$v-standby")"
 }
 
 cmd_standby_down() {
-  local data="$RIG_DIR/data/pg17-standby" bin
-  bin=$(pg_bindir 17)
+  local v=${1:-17} data bin
+  data="$RIG_DIR/data/pg$v-standby"
+  bin=$(pg_bindir "$v")
   if [ -f "$data/postmaster.pid" ]; then
     as_user "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
   fi
-  end_pid pg17-standby postgres 10
+  end_pid "pg$v-standby" postgres 10
   rm -rf "$data"
 }
 
@@ -441,7 +449,8 @@ cmd_down() {
   need_root
   [ -d "$RIG_DIR" ] || return 0
   stop_pacemaker
-  cmd_standby_down 2>/dev/null || true
+  cmd_standby_down 17 2>/dev/null || true
+  cmd_standby_down 18 2>/dev/null || true
   for v in 15 17 18; do stop_cluster "$v" 2>/dev/null || true; done
   remove_agents
   rm -f "$RIG_DIR/rig.json"
@@ -484,9 +493,9 @@ case ${1:-} in
     ;;
   standby)
     case ${2:-} in
-      up) cmd_standby_up ;;
-      down) cmd_standby_down ;;
-      *) die "usage: $0 standby up|down" ;;
+      up) cmd_standby_up "${3:-17}" ;;
+      down) cmd_standby_down "${3:-17}" ;;
+      *) die "usage: $0 standby up|down [17|18]" ;;
     esac
     ;;
   *) die "usage: $0 deps|up|down|status|standby up|down|cluster up|down|status|..." ;;
