@@ -72,6 +72,7 @@ export function renderProofs(proofs: readonly Proof[]): string {
     out.push(
       `#${i + 1} ${p.kind} (${p.from} → ${p.to}): fenced ${p.fencedAt ?? '?'}, swapped ${p.swappedAt ?? '?'}, first write ${p.firstWriteAt ?? '?'}; read-only window ${p.windowMs ?? '?'} ms`,
       `   fence position ${p.fenceLsn ?? '?'}; address: ${e(p.addressProof ?? '?')}`,
+      ...(p.durable ? [`   before the swap: ${e(p.durable)}`] : []),
     );
     const rows = [['DATABASE', 'FENCE LSN', 'SLOT CONFIRMED', 'LEFT IN SLOT', 'CARRIED OVER', 'TABLES', 'SEQUENCES']];
     for (const d of p.databases) {

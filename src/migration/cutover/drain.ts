@@ -20,6 +20,7 @@ import { dropPublication } from '../../pg/publication';
 import { dropCaptureTrigger } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
+import { proveDurable } from './durable';
 
 export const POLL_MS = 25;
 
@@ -217,7 +218,12 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
   });
   for (let round = 1; ; round++) {
     const pending = (await peekAll(ctx)).filter(([, n]) => n > 0);
-    if (pending.length === 0) return;
+    if (pending.length === 0) {
+      // Whatever was carried over (by this run or by an earlier one that failed here) is on the new
+      // side's synchronous standbys too, like the rest: proven every time, one round trip.
+      await proveDurable(ctx, Date.now() + ctx.plan.cfg.sync_timeout * 1000, 'final proof');
+      return;
+    }
     if (round > 5) throw new CutoverAbort(`changes keep reaching the ${move.from} past the fence (${pending.map(([o, n]) => `${o.database}: ${n}`).join(', ')}); something writes there in replica mode`);
     ctx.log.warn(`${move.kind}: ${pending.map(([o, n]) => `${JSON.stringify(o.database)}: ${n}`).join(', ')} change(s) passed the fence; carrying them over`);
     for (const [o, n] of pending) {

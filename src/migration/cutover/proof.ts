@@ -52,6 +52,8 @@ export interface Proof {
   completedAt?: string;
   /** The read-only window: fencedAt to firstWriteAt, in ms. */
   windowMs?: number;
+  /** How the new side's synchronous standbys were proven to have every replicated change (durable.ts). */
+  durable?: string;
   /** Per-step durations, ms. */
   timings?: Record<string, number>;
   readonly databases: DatabaseProof[];

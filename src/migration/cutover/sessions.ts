@@ -17,7 +17,17 @@ export class Sessions {
   /** Backend PIDs of the agent's sessions, per server (host:port). */
   private readonly pids = new Map<string, Set<number>>();
 
-  constructor(private readonly plan: Plan) {}
+  /**
+   * `localCommits`: the side production moves to. Its sessions commit with
+   * synchronous_commit=local: none of their writes waits for that side's
+   * synchronous standbys on its own (a wait the server's statement_timeout
+   * would end as a success); one bounded proof before the swap covers them
+   * all (durable.ts).
+   */
+  constructor(
+    private readonly plan: Plan,
+    private readonly localCommits?: ClusterSide,
+  ) {}
 
   private endpoint(side: ClusterSide): Endpoint {
     return side === 'source' ? this.plan.sourcePrimary : this.plan.targetPrimary;
@@ -42,10 +52,12 @@ export class Sessions {
     const k = `${key(ep)}\0${o.database}`;
     let client = this.open.get(k);
     if (!client) {
+      const local = this.localCommits !== undefined && key(this.endpoint(this.localCommits)) === key(ep);
       client = connect(ep, o.database, {
         timeoutMs: 10_000,
         statementTimeoutMs: 60_000,
         applicationName: 'pgtwin-migrate-cutover',
+        ...(local ? { settings: { synchronous_commit: 'local' } } : {}),
       }).then(async (c) => {
         const set = this.pids.get(key(ep)) ?? new Set<number>();
         this.pids.set(key(ep), set);
@@ -65,6 +77,17 @@ export class Sessions {
       this.open.set(k, client);
     }
     return client;
+  }
+
+  /** Cancels what the session of database `o` on a cluster's primary runs, from a session of its own. */
+  async cancel(o: DatabaseObjects, side: ClusterSide): Promise<void> {
+    const { processID } = (await this.get(o, side)) as pg.Client & { processID: number };
+    const c = await connect(this.endpoint(side), o.database, { timeoutMs: 5_000, statementTimeoutMs: 5_000, applicationName: 'pgtwin-migrate-cutover' });
+    try {
+      await c.query('SELECT pg_cancel_backend($1)', [processID]);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 
   /** Drops every session (after a failure), so the next use opens new ones. */

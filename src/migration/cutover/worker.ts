@@ -18,6 +18,7 @@ import { CutoverAbort, LeaseLost, type CutoverContext } from './context';
 import { recheck } from './recheck';
 import { fence, waitForSync, disableAndProve, finalProof, liftFence, endOldSessions, reenableDrain, dropDrain } from './drain';
 import { copySequences } from './carry';
+import { proveDurable } from './durable';
 import { prepareBack, completeBackTables, enableBack, verifyBack, dropBack, missingBackSlots, remakeBackSlot, WayBackLost } from './back';
 import { VipHandOver } from './vip';
 import { stepsOf, CUTOVER_KEY, recoveryFor, pastPointOfNoReturn, isStep, pastBlockedStep, type Step } from './steps';
@@ -77,7 +78,7 @@ export class CutoverRun implements CutoverContext {
     private readonly opts: RunOptions = {},
   ) {
     this.move = MOVES[kind];
-    this.sessions = new Sessions(plan);
+    this.sessions = new Sessions(plan, this.move.to);
     this.vip = new VipHandOver(this);
     this.proof = newProof(kind, this.move.from, this.move.to, this.move.drain, plan.cfg.databaseList);
     this.lease = { node: localNode, pid: process.pid, start: processStart(process.pid) ?? '', nonce: cryptoNonce(), seq: 0 };
@@ -367,7 +368,14 @@ export class CutoverRun implements CutoverContext {
           }),
         );
       }
-      await this.runStep('swap-vip', () => this.vip.swap());
+      await this.runStep('swap-vip', async () => {
+        // Everything the new side was given (replicated changes, sequence values, the way back's
+        // objects) is on its synchronous standbys before production is handed to it.
+        await proveDurable(this, Date.now() + Math.min(this.plan.cfg.sync_timeout * 1000, Math.max(1_000, this.remainingMs() - 5_000)), 'before the swap');
+        // A stop that arrived during the wait still finds the switch before its point of no return.
+        if (this.stopRequested) throw new CutoverAbort('a stop of the resource interrupted the switch');
+        await this.vip.swap();
+      });
     } catch (err) {
       if (err instanceof LeaseLost) {
         this.log.err(`${move.kind}: ${err.message}; this worker stops here and leaves the switch to the lease holder`);
