@@ -100,6 +100,33 @@ export async function pendingChanges(c: pg.Client, slot: string, publication: st
   return Number(rows[0]?.n ?? 0);
 }
 
+/**
+ * The data changes an inactive slot holds for a publication in transactions
+ * committed before `upto`, split by where they came from: `looped`, applied
+ * there by the replication origin named `origin` (pgoutput sends an Origin
+ * message, 'O' = 79: Int64 LSN then the name, NUL-terminated, in every
+ * transaction that has one), and `other`, everything else.
+ */
+export async function changesByOrigin(
+  c: pg.Client,
+  slot: string,
+  publication: string,
+  protoVersion: number,
+  origin: string,
+  upto: string,
+): Promise<{ looped: number; other: number }> {
+  const { rows } = await c.query<{ looped: string; other: string }>(
+    `WITH m AS (SELECT xid, data FROM pg_logical_slot_peek_binary_changes($1, $5::pg_lsn, NULL, 'proto_version', $2, 'publication_names', $3)),
+          o AS (SELECT DISTINCT xid FROM m WHERE get_byte(data, 0) = 79 AND length(data) > 10
+                  AND substring(data FROM 10 FOR length(data) - 10) = convert_to($4, 'UTF8'))
+     SELECT count(*) FILTER (WHERE xid IN (SELECT xid FROM o))::text AS looped,
+            count(*) FILTER (WHERE xid NOT IN (SELECT xid FROM o))::text AS other
+       FROM m WHERE get_byte(data, 0) IN (73, 85, 68, 84)`,
+    [slot, String(protoVersion), ident(publication), origin, upto],
+  );
+  return { looped: Number(rows[0]?.looped ?? 0), other: Number(rows[0]?.other ?? 0) };
+}
+
 /** pgoutput protocol version a server of this major speaks (peeks need one it accepts). */
 export function pgoutputProtoVersion(major: number): number {
   return major >= 16 ? 4 : major >= 15 ? 3 : major >= 14 ? 2 : 1;

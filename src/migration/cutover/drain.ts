@@ -21,6 +21,7 @@ import { dropCaptureTrigger } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
 import { proveDurable } from './durable';
+import { keepCarriedFromLooping, copySequences } from './carry';
 
 export const POLL_MS = 25;
 
@@ -219,8 +220,12 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
   for (let round = 1; ; round++) {
     const pending = (await peekAll(ctx)).filter(([, n]) => n > 0);
     if (pending.length === 0) {
-      // Whatever was carried over (by this run or by an earlier one that failed here) is on the new
-      // side's synchronous standbys too, like the rest: proven every time, one round trip.
+      // What was carried over may have taken sequence values after they were copied: copied again.
+      if (round > 1 && ctx.plan.cfg.sequence_sync) await copySequences(ctx);
+      // Whatever was carried over (by this run or by an earlier one that failed here) does not come
+      // back through a failback's new forward direction, and is on the new side's synchronous
+      // standbys too, like the rest: both looked at every time.
+      await keepCarriedFromLooping(ctx);
       await proveDurable(ctx, Date.now() + ctx.plan.cfg.sync_timeout * 1000, 'final proof');
       return;
     }
