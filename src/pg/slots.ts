@@ -102,10 +102,13 @@ export async function pendingChanges(c: pg.Client, slot: string, publication: st
 
 /**
  * The data changes an inactive slot holds for a publication in transactions
- * committed before `upto`, split by where they came from: `looped`, applied
- * there by the replication origin named `origin` (pgoutput sends an Origin
- * message, 'O' = 79: Int64 LSN then the name, NUL-terminated, in every
- * transaction that has one), and `other`, everything else.
+ * that began before `upto`, split by where they came from: `looped`, the
+ * commit positions of the transactions applied there by the replication
+ * origin named `origin` (pgoutput sends an Origin message, 'O' = 79: Int64
+ * LSN then the name, NUL-terminated, in every transaction that has one), as
+ * their Begin messages ('B' = 66, Int64 final LSN first) give them — what
+ * ALTER SUBSCRIPTION … SKIP (lsn = …) takes —, and `other`, the number of
+ * data changes of every other transaction.
  */
 export async function changesByOrigin(
   c: pg.Client,
@@ -114,17 +117,19 @@ export async function changesByOrigin(
   protoVersion: number,
   origin: string,
   upto: string,
-): Promise<{ looped: number; other: number }> {
-  const { rows } = await c.query<{ looped: string; other: string }>(
-    `WITH m AS (SELECT xid, data FROM pg_logical_slot_peek_binary_changes($1, $5::pg_lsn, NULL, 'proto_version', $2, 'publication_names', $3)),
+): Promise<{ looped: string[]; other: number }> {
+  const { rows } = await c.query<{ looped: string[] | null; other: string }>(
+    `WITH m AS (SELECT lsn, xid, data FROM pg_logical_slot_peek_binary_changes($1, $5::pg_lsn, NULL, 'proto_version', $2, 'publication_names', $3)),
           o AS (SELECT DISTINCT xid FROM m WHERE get_byte(data, 0) = 79 AND length(data) > 10
                   AND substring(data FROM 10 FOR length(data) - 10) = convert_to($4, 'UTF8'))
-     SELECT count(*) FILTER (WHERE xid IN (SELECT xid FROM o))::text AS looped,
-            count(*) FILTER (WHERE xid NOT IN (SELECT xid FROM o))::text AS other
-       FROM m WHERE get_byte(data, 0) IN (73, 85, 68, 84)`,
+     SELECT (SELECT array_agg(f ORDER BY f::pg_lsn) FROM (
+               SELECT coalesce(nullif(ltrim(upper(encode(substring(data FROM 2 FOR 4), 'hex')), '0'), ''), '0') || '/' ||
+                      coalesce(nullif(ltrim(upper(encode(substring(data FROM 6 FOR 4), 'hex')), '0'), ''), '0') AS f
+                 FROM m WHERE get_byte(data, 0) = 66 AND xid IN (SELECT xid FROM o)) b) AS looped,
+            (SELECT count(*) FROM m WHERE get_byte(data, 0) IN (73, 85, 68, 84) AND xid NOT IN (SELECT xid FROM o))::text AS other`,
     [slot, String(protoVersion), ident(publication), origin, upto],
   );
-  return { looped: Number(rows[0]?.looped ?? 0), other: Number(rows[0]?.other ?? 0) };
+  return { looped: rows[0]?.looped ?? [], other: Number(rows[0]?.other ?? 0) };
 }
 
 /** pgoutput protocol version a server of this major speaks (peeks need one it accepts). */

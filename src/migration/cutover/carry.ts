@@ -8,13 +8,13 @@ import type { CutoverContext } from './context';
 import { CutoverAbort } from './context';
 import { proofOf } from './proof';
 import { readSequences, writeSequences, sequenceMismatches } from '../../pg/sequences';
-import { objectsOf, subscriberOf } from '../direction';
+import { objectsOf } from '../direction';
 import { changesByOrigin, pgoutputProtoVersion } from '../../pg/slots';
 import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
 import { sleep } from '../parallel';
 
-export async function copySequences(ctx: CutoverContext): Promise<void> {
+export async function copySequences(ctx: CutoverContext, again?: 'again'): Promise<void> {
   const { move } = ctx;
   let total = 0;
   await ctx.eachDatabase('copying sequences', async (o) => {
@@ -28,51 +28,64 @@ export async function copySequences(ctx: CutoverContext): Promise<void> {
     proofOf(ctx.proof, o.database).sequences = values.map((v) => ({ name: `${v.schema}.${v.name}`, lastValue: v.lastValue, isCalled: v.isCalled }));
     total += values.length;
   });
-  ctx.log.info(`${move.kind}: ${total} sequence value(s) copied and verified`);
+  ctx.log.info(`${move.kind}: ${total} sequence value(s) copied${again ? ' again' : ''} and verified`);
 }
 
 /**
- * Failback: what the final proof carried over to the source was written
- * there by the way back's apply worker, after the forward slot was made; the
- * forward subscription (origin = any, so that rows reaching the source
- * through its own logical replication are forwarded) would send it back to
- * the target, which has it — a duplicate key stops forward replication.
- * When every change the forward slot holds came through the way back's
- * subscription, the slot is moved past them (the source is still fenced, so
- * nothing else belongs there); when anything else is there too, nothing is
- * skipped and the reason is logged. Runs in every failback's final proof:
- * a retry or a takeover may follow a carry-over it did not see.
+ * What the final proof carried over was written on the new side by the
+ * drained subscription's apply worker, after the way back's slot was made
+ * there. A way back that does not filter by origin — the failback's new
+ * forward direction (origin = any, so that rows reaching the source through
+ * its own logical replication are forwarded), or a cutover's reverse one on
+ * a subscriber older than PostgreSQL 16 — would send it back to the old
+ * side, which has it: a duplicate key stops that replication.
+ *
+ * Takeover-safe signal: the drained subscription's origin has applied
+ * something (its local_lsn) past where the back slot starts. Then, once the
+ * slot's server has that position (it may be the source's standby), the slot
+ * is peeked up to its server's flush (or replay) position and, when every
+ * change there came through the drained subscription, advanced to exactly
+ * that position, and the advance made durable (CHECKPOINT). When other
+ * changes sit among them nothing is skipped, and the log names the
+ * carried-over transactions to skip by hand.
  */
 export async function keepCarriedFromLooping(ctx: CutoverContext): Promise<void> {
   const { move } = ctx;
-  if (move.kind !== 'failback') return;
   await ctx.eachDatabase(`keeping carried-over changes out of ${move.back} replication`, async (o) => {
-    const source = await ctx.sessions.get(o, subscriberOf(move.drain));
-    const { rows } = await source.query<{ origin: string | null; upto: string }>(
-      `SELECT (SELECT 'pg_' || oid FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS origin,
-              pg_current_wal_insert_lsn()::text AS upto`,
+    const newSide = await ctx.sessions.get(o, move.to);
+    if (move.kind === 'cutover' && (await serverMajor(await ctx.sessions.get(o, move.from))) >= 16) return; // origin = none there
+    const back = objectsOf(o, move.back);
+    const { rows } = await newSide.query<{ origin: string | null; applied: string | null }>(
+      `SELECT s.origin, (SELECT local_lsn::text FROM pg_replication_origin_status r WHERE r.external_id = s.origin) AS applied
+         FROM (SELECT 'pg_' || oid AS origin FROM pg_subscription
+                WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) s`,
       [objectsOf(o, move.drain).sub],
     );
-    const { origin, upto } = rows[0]!;
-    if (!origin) return; // no way back subscription: nothing was carried over through it
+    const applied = rows[0]?.applied;
+    if (!rows[0]?.origin || !applied) return;
     const host = await ctx.sessions.slots(o, move.back);
-    // The slot may live on the source's standby (source_node_role=Unpromoted): it decodes what it has replayed.
-    for (const until = Date.now() + 10_000; ; ) {
-      const pos = (await host.query<{ pos: string }>("SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text AS pos")).rows[0]!.pos;
-      if (bytesBehind(pos, upto) === 0) break;
-      if (Date.now() > until) throw new CutoverAbort(`${JSON.stringify(o.database)}: the ${move.back} slot's server has not replayed ${upto} within 10 s`);
+    const slot = (await host.query<{ lsn: string | null }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [back.slot])).rows[0];
+    if (!slot?.lsn || bytesBehind(slot.lsn, applied) === 0) return; // nothing applied since the slot was made
+    // Peek and advance to one limit the slot's server has (flushed, or replayed on a standby).
+    const until = Date.now() + ctx.plan.cfg.sync_timeout * 1000;
+    let limit: string;
+    for (;;) {
+      limit = (await host.query<{ pos: string }>('SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS pos')).rows[0]!.pos;
+      if (bytesBehind(limit, applied) === 0) break;
+      if (Date.now() > until) throw new CutoverAbort(`${JSON.stringify(o.database)}: the server of slot ${back.slot} has reached ${limit}, not ${applied} (what was carried over), within sync_timeout=${ctx.plan.cfg.sync_timeout}s`);
       await sleep(50);
     }
-    const slot = objectsOf(o, move.back).slot;
-    const changes = await changesByOrigin(host, slot, objectsOf(o, move.back).pub, pgoutputProtoVersion(await serverMajor(host)), origin, upto);
-    if (changes.looped === 0) return;
+    const changes = await changesByOrigin(host, back.slot, back.pub, pgoutputProtoVersion(await serverMajor(host)), rows[0].origin, limit);
+    if (changes.looped.length === 0) return;
     if (changes.other > 0) {
       ctx.log.err(
-        `${move.kind}: ${JSON.stringify(o.database)}: slot ${slot} holds ${changes.looped} change(s) carried over from the ${move.from} and ${changes.other} other change(s) written on the ${move.to} in replica mode; none is skipped, so ${move.back} replication will meet the carried-over rows on the ${move.from} (an apply error on a duplicate key): remove them there, or skip the transaction (ALTER SUBSCRIPTION ... SKIP)`,
+        `${move.kind}: ${JSON.stringify(o.database)}: slot ${back.slot} holds ${changes.looped.length} transaction(s) carried over from the ${move.from} among ${changes.other} other change(s); none is skipped, so ${move.back} replication will meet the carried-over rows on the ${move.from} (a duplicate key): skip them there, in a session with session_replication_role = replica (the fence refuses DDL), with ALTER SUBSCRIPTION ${objectsOf(o, move.back).sub} SKIP (lsn = …), their commit positions being ${changes.looped.slice(0, 5).join(', ')}`,
       );
       return;
     }
-    await host.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [slot, upto]);
-    ctx.log.warn(`${move.kind}: ${JSON.stringify(o.database)}: slot ${slot} moved past the ${changes.looped} change(s) carried over from the ${move.from}, which has them`);
+    await host.query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [back.slot, limit]);
+    // An advance is kept only from the next checkpoint on: a restart before it would undo it.
+    await host.query('CHECKPOINT');
+    ctx.log.warn(`${move.kind}: ${JSON.stringify(o.database)}: slot ${back.slot} moved to ${limit}, past ${changes.looped.length} transaction(s) carried over from the ${move.from}, which has them`);
   });
 }

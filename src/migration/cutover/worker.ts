@@ -69,6 +69,9 @@ export class CutoverRun implements CutoverContext {
   private lease: Lease;
   private lastRenewed = Date.now();
   private lost: string | undefined;
+  /** Attempts of the final proof by this worker, and whether it took the switch over from another. */
+  private finalProofRuns = 0;
+  private tookOver = false;
 
   constructor(
     readonly plan: Plan,
@@ -393,6 +396,7 @@ export class CutoverRun implements CutoverContext {
   /** Takes over an interrupted switch and applies the rule to its recorded step. */
   async recover(): Promise<CutoverOutcome> {
     if (!(await this.acquire())) return 'busy';
+    this.tookOver = true;
     const record = await this.plan.state.readAll();
     const step = record.get(CUTOVER_KEY.step);
     this.startedAt = Date.parse(record.get(CUTOVER_KEY.startedAt) ?? '') || Date.now();
@@ -492,7 +496,9 @@ export class CutoverRun implements CutoverContext {
         this.log.info(`${move.kind}: ${how}`);
       }
       if (at('final-proof')) {
-        const failure = await this.retry('final-proof', () => finalProof(this));
+        // The first attempt of a switch that ran from its start; a retry or a takeover may follow a
+        // carry-over it did not see.
+        const failure = await this.retry('final-proof', () => finalProof(this, this.finalProofRuns++ === 0 && !this.tookOver));
         if (failure) return this.block(`the final proof failed: ${failure}`);
       }
       if (at('lift')) {
