@@ -37,6 +37,8 @@ export interface CutoverContext {
   readonly proof: Proof;
   /** A stop of the resource arrived: before the swap the switch rolls back. */
   readonly stopRequested: boolean;
+  /** This worker took the switch over from another: past the swap, the new side may have taken writes already. */
+  readonly tookOver: boolean;
   /** The step reached (recovery reads the recorded one; the swap sets `swapped`). */
   step: Step;
   /** The old side's WAL insert position once every database was fenced, and when the fence began. */

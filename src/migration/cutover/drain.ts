@@ -203,10 +203,9 @@ async function peekAll(ctx: CutoverContext): Promise<Array<[DatabaseObjects, num
  * prepared transaction left on the old side, and every drained slot empty
  * once more. Whatever passed the fence since the first proof (a superuser,
  * a replica-mode session) is carried over by letting the subscription apply
- * it, until the slots are empty. `firstAttempt`: no earlier attempt of this
- * switch (this worker's or a taken-over one's) ran it.
+ * it, until the slots are empty.
  */
-export async function finalProof(ctx: CutoverContext, firstAttempt: boolean): Promise<void> {
+export async function finalProof(ctx: CutoverContext): Promise<void> {
   const { move } = ctx;
   const drain = move.drain;
   const prepared = await preparedTransactions(await ctx.sessions.get(ctx.dbs[0]!, move.from), ctx.plan.cfg.databaseList);
@@ -221,9 +220,13 @@ export async function finalProof(ctx: CutoverContext, firstAttempt: boolean): Pr
   for (let round = 1; ; round++) {
     const pending = (await peekAll(ctx)).filter(([, n]) => n > 0);
     if (pending.length === 0) {
-      // What was carried over may have taken sequence values after they were copied: copied again,
-      // also when an earlier attempt or worker may have carried something over unseen by this one.
-      if ((round > 1 || !firstAttempt) && ctx.plan.cfg.sequence_sync) await copySequences(ctx, 'again');
+      // What this run carried over may have taken sequence values after they were copied: copied
+      // again — never by a worker that took the switch over, which may run after the lift, when the
+      // new side's sequences have moved on and a copy would set them back (duplicate keys).
+      if (round > 1 && ctx.plan.cfg.sequence_sync) {
+        if (!ctx.tookOver) await copySequences(ctx, 'again');
+        else ctx.log.warn(`${move.kind}: changes were carried over after a takeover; sequences are not copied again (the ${move.to} may have taken writes): check that the ${move.to}'s sequences are past the carried-over rows' ids`);
+      }
       // Whatever was carried over (by this run or by an earlier one that failed here) does not come
       // back through a way back that does not filter by origin, and is on the new side's synchronous
       // standbys too, like the rest: both looked at every time.

@@ -69,9 +69,7 @@ export class CutoverRun implements CutoverContext {
   private lease: Lease;
   private lastRenewed = Date.now();
   private lost: string | undefined;
-  /** Attempts of the final proof by this worker, and whether it took the switch over from another. */
-  private finalProofRuns = 0;
-  private tookOver = false;
+  tookOver = false;
 
   constructor(
     readonly plan: Plan,
@@ -496,9 +494,7 @@ export class CutoverRun implements CutoverContext {
         this.log.info(`${move.kind}: ${how}`);
       }
       if (at('final-proof')) {
-        // The first attempt of a switch that ran from its start; a retry or a takeover may follow a
-        // carry-over it did not see.
-        const failure = await this.retry('final-proof', () => finalProof(this, this.finalProofRuns++ === 0 && !this.tookOver));
+        const failure = await this.retry('final-proof', () => finalProof(this));
         if (failure) return this.block(`the final proof failed: ${failure}`);
       }
       if (at('lift')) {
