@@ -9,7 +9,7 @@ import { CutoverAbort } from './context';
 import { proofOf } from './proof';
 import { readSequences, writeSequences, sequenceMismatches } from '../../pg/sequences';
 import { objectsOf } from '../direction';
-import { changesByOrigin, pgoutputProtoVersion } from '../../pg/slots';
+import { changesByOrigin, pgoutputProtoVersion, readSlots } from '../../pg/slots';
 import { serverMajor } from '../../pg/server';
 import { bytesBehind } from '../../pg/lsn';
 import { sleep } from '../parallel';
@@ -52,10 +52,9 @@ export async function copySequences(ctx: CutoverContext, again?: 'again'): Promi
 export async function keepCarriedFromLooping(ctx: CutoverContext): Promise<void> {
   const { move } = ctx;
   await ctx.eachDatabase(`keeping carried-over changes out of ${move.back} replication`, async (o) => {
-    const newSide = await ctx.sessions.get(o, move.to);
     if (move.kind === 'cutover' && (await serverMajor(await ctx.sessions.get(o, move.from))) >= 16) return; // origin = none there
     const back = objectsOf(o, move.back);
-    const { rows } = await newSide.query<{ origin: string | null; applied: string | null }>(
+    const { rows } = await (await ctx.sessions.get(o, move.to)).query<{ origin: string | null; applied: string | null }>(
       `SELECT s.origin, (SELECT local_lsn::text FROM pg_replication_origin_status r WHERE r.external_id = s.origin) AS applied
          FROM (SELECT 'pg_' || oid AS origin FROM pg_subscription
                 WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) s`,
@@ -64,8 +63,9 @@ export async function keepCarriedFromLooping(ctx: CutoverContext): Promise<void>
     const applied = rows[0]?.applied;
     if (!rows[0]?.origin || !applied) return;
     const host = await ctx.sessions.slots(o, move.back);
-    const slot = (await host.query<{ lsn: string | null }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [back.slot])).rows[0];
-    if (!slot?.lsn || bytesBehind(slot.lsn, applied) === 0) return; // nothing applied since the slot was made
+    const major = await serverMajor(host);
+    const start = (await readSlots(host, [back.slot], major)).get(back.slot)?.confirmedFlushLsn;
+    if (!start || bytesBehind(start, applied) === 0) return; // nothing applied since the slot was made
     // Peek and advance to one limit the slot's server has (flushed, or replayed on a standby).
     const until = Date.now() + ctx.plan.cfg.sync_timeout * 1000;
     let limit: string;
@@ -75,11 +75,11 @@ export async function keepCarriedFromLooping(ctx: CutoverContext): Promise<void>
       if (Date.now() > until) throw new CutoverAbort(`${JSON.stringify(o.database)}: the server of slot ${back.slot} has reached ${limit}, not ${applied} (what was carried over), within sync_timeout=${ctx.plan.cfg.sync_timeout}s`);
       await sleep(50);
     }
-    const changes = await changesByOrigin(host, back.slot, back.pub, pgoutputProtoVersion(await serverMajor(host)), rows[0].origin, limit);
+    const changes = await changesByOrigin(host, back.slot, back.pub, pgoutputProtoVersion(major), rows[0].origin, limit);
     if (changes.looped.length === 0) return;
     if (changes.other > 0) {
       ctx.log.err(
-        `${move.kind}: ${JSON.stringify(o.database)}: slot ${back.slot} holds ${changes.looped.length} transaction(s) carried over from the ${move.from} among ${changes.other} other change(s); none is skipped, so ${move.back} replication will meet the carried-over rows on the ${move.from} (a duplicate key): skip them there, in a session with session_replication_role = replica (the fence refuses DDL), with ALTER SUBSCRIPTION ${objectsOf(o, move.back).sub} SKIP (lsn = …), their commit positions being ${changes.looped.slice(0, 5).join(', ')}`,
+        `${move.kind}: ${JSON.stringify(o.database)}: slot ${back.slot} holds ${changes.looped.length} transaction(s) carried over from the ${move.from} among ${changes.other} other change(s); none is skipped, so ${move.back} replication will meet the carried-over rows on the ${move.from} (a duplicate key): skip them there, in a session with session_replication_role = replica (the fence refuses DDL), with ALTER SUBSCRIPTION ${back.sub} SKIP (lsn = …), their commit positions being ${changes.looped.slice(0, 5).join(', ')}`,
       );
       return;
     }

@@ -9,8 +9,8 @@
  * The proof is one commit of the switch's own, with synchronous_commit=on,
  * on the subscriber's primary (a transactional logical message: a
  * transaction that writes no WAL commits without waiting for standbys, and
- * decoding plugins ignore the message unless asked), right before the swap (and after a carry-over
- * in the final proof): WAL is one sequence, so once its synchronous standbys
+ * decoding plugins ignore the message unless asked), right before the swap
+ * and at the end of every final proof: WAL is one sequence, so once its synchronous standbys
  * (as synchronous_standby_names counts them, FIRST or ANY) have flushed that
  * commit, they have every change applied before it — the replicated ones,
  * and the switch's own writes there (sequence values, the way back's
