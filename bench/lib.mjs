@@ -68,7 +68,9 @@ export function migration(instance, databases, extra = {}) {
     target_pghome: home,
     ...extra,
   };
-  const env = { ...process.env, OCF_ROOT: '/usr/lib/ocf', OCF_RESOURCE_INSTANCE: instance, HA_RSCTMP: rscTmp, OCF_RESKEY_CRM_meta_timeout: '600000' };
+  // As Pacemaker's controller runs an action: it names the node the action runs on.
+  const onNode = execFileSync('crm_node', ['--name'], { encoding: 'utf8' }).trim();
+  const env = { ...process.env, OCF_ROOT: '/usr/lib/ocf', OCF_RESOURCE_INSTANCE: instance, HA_RSCTMP: rscTmp, OCF_RESKEY_CRM_meta_timeout: '600000', OCF_RESKEY_CRM_meta_on_node: onNode };
   for (const [k, v] of Object.entries(params)) env[`OCF_RESKEY_${k}`] = v;
   return { instance, databases, params, env, home };
 }

@@ -213,11 +213,16 @@ export class ClusterState {
 let nodeName: Promise<string> | undefined;
 
 /**
- * Name of the node this agent runs on, as Pacemaker knows it: asked once per
- * process (a failed answer is asked again), so that an action can ask early,
- * beside its other reads, and use the answer later at no cost.
+ * Name of the node this agent runs on, as Pacemaker knows it: the one the
+ * controller passes with every action it schedules (CRM_meta_on_node: probes,
+ * start, stop, monitors, and the switch's worker, which inherits the
+ * monitor's environment), else asked of crm_node (a person's command), once
+ * per process (a failed answer is asked again). crm_node talks to the
+ * controller and took up to half a second of a monitor on the rig.
  */
 export function localNodeName(timeoutMs: number): Promise<string> {
+  const given = process.env.OCF_RESKEY_CRM_meta_on_node?.trim();
+  if (given) return Promise.resolve(given);
   nodeName ??= (async () => {
     const r = await run('crm_node', ['--name'], { timeoutMs });
     const name = r.stdout.trim();

@@ -20,7 +20,6 @@ import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from
 import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
-import { localNodeName } from '../../cluster/attributes';
 import { checkFences, type SteadyPhase } from '../fences';
 import { finish, finishWhenAsked, type FinishReport } from '../finish';
 import { objectsOf, endpointsOf, type Direction } from '../direction';
@@ -38,8 +37,6 @@ export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
   if (!readMarker(ctx.env.rscTmp, instance)) return OCF.NOT_RUNNING;
   setStep('discovering the clusters');
-  // The node's name (for the switch's lease) is asked beside the reads below, not after them.
-  localNodeName(ctx.deadline.stepMs(5_000)).catch(() => undefined);
   // The CIB record does not depend on the discovery: read both at once.
   const [resolved, cib] = await Promise.all([resolvePlan(ctx), migrationRecord(instance, () => ctx.deadline.stepMs(10_000)).readAll()]);
   const plan: Plan = { ...resolved, sessions: new SessionPool() };

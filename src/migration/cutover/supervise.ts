@@ -69,8 +69,10 @@ async function reserve(plan: Plan, seen: ReadonlyMap<string, string>, node: stri
 export async function superviseCutover(plan: Plan, cib: ReadonlyMap<string, string>): Promise<Supervision> {
   const state = cib.get(CUTOVER_KEY.state);
   const phase = phaseOf(cib);
-  const node = await localNodeName(plan.deadline.stepMs(5_000));
+  // Asked only when a switch is under way or about to start (the steady state needs no node name).
+  const nodeName = () => localNodeName(plan.deadline.stepMs(5_000));
   if (state === 'running' || state === 'blocked') {
+    const node = await nodeName();
     const kind = kindOf(cib);
     const value = cib.get(CUTOVER_KEY.lease);
     const path = sightingPath(plan.rscTmp, plan.instance);
@@ -100,7 +102,7 @@ export async function superviseCutover(plan: Plan, cib: ReadonlyMap<string, stri
   if (shouldLaunch(plan.cfg.cutover_ready, phase, state, armed)) {
     const kind: SwitchKind = phase === 'reverse' ? 'failback' : 'cutover';
     // Record the intent first (a CAS), so a second monitor or reload does not start another worker.
-    const reservation = await reserve(plan, cib, node, { [CUTOVER_KEY.kind]: kind, [CUTOVER_KEY.state]: 'running', [CUTOVER_KEY.step]: 'recheck', [CUTOVER_KEY.error]: '' });
+    const reservation = await reserve(plan, cib, await nodeName(), { [CUTOVER_KEY.kind]: kind, [CUTOVER_KEY.state]: 'running', [CUTOVER_KEY.step]: 'recheck', [CUTOVER_KEY.error]: '' });
     if (!reservation) return { running: true, blockedReason: undefined, failedReason: undefined };
     launchWorker(plan, 'run', kind, reservation);
     return { running: true, blockedReason: undefined, failedReason: undefined };
