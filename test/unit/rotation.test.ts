@@ -1,7 +1,8 @@
 /**
  * The monitor's rotation (dueForLook, recordLooks): every database gets its
  * full look (details and write fences) about once a minute, at most a sixth
- * of them per monitor, whatever the looks find. A look that keeps failing must
+ * of them per monitor and never more than four (past 24 databases the cycle
+ * grows: every ceil(n/4) monitors), whatever the looks find. A look that keeps failing must
  * not hold up the others' turns (the rotation turns on when a database was
  * picked, not on when a look succeeded).
  */
@@ -9,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dueForLook, recordLooks } from '../../src/migration/report';
+import { dueForLook, recordLooks, LOOKS_PER_MONITOR } from '../../src/migration/report';
 import { objectNames, DEFAULT_PREFIXES } from '../../src/migration/names';
 import type { Plan } from '../../src/migration/plan';
 
@@ -46,13 +47,23 @@ describe('the monitor rotation', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  it.each([1, 3, 6, 7, 12, 100])('gives each of %i databases its turn about once a minute, a sixth at a time', (n) => {
+  it.each([1, 3, 6, 7, 12, 24])('gives each of %i databases its turn about once a minute, a sixth at a time', (n) => {
     vi.useFakeTimers();
     const plan = planOf(n);
     dirs.push(plan.stateDir);
     const { longestGapMs, mostAtOnce } = simulate(plan, n > 10 ? 5 : 20);
     expect(mostAtOnce).toBeLessThanOrEqual(Math.ceil(n / 6));
     expect(longestGapMs).toBeLessThanOrEqual(70_000);
+  }, 60_000);
+
+  it.each([25, 100, 250])('never looks at more than four of %i databases per monitor, and gives each its turn every ceil(n/4) monitors', (n) => {
+    vi.useFakeTimers();
+    const plan = planOf(n);
+    dirs.push(plan.stateDir);
+    const cycle = Math.ceil(n / LOOKS_PER_MONITOR);
+    const { longestGapMs, mostAtOnce } = simulate(plan, Math.ceil((3 * cycle * 10) / 60));
+    expect(mostAtOnce).toBe(LOOKS_PER_MONITOR);
+    expect(longestGapMs).toBeLessThanOrEqual(cycle * 10_000);
   }, 60_000);
 
   it('starts over after a switch: the other direction has not been looked at yet', () => {

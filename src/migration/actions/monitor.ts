@@ -14,7 +14,7 @@ import { setStep } from '../../ocf/watchdog';
 import { readMarker, readStateFile, updateStateFile } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne } from '../observe';
-import { leanObservation, rememberedSource, dueForLook, recordLooks } from '../report';
+import { leanObservation, rememberedSource, dueForLook, recordLooks, lookQuota } from '../report';
 
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
 import { writeHealthStateFiles, previousErrors } from '../report';
@@ -30,7 +30,7 @@ import { settleAll, sleep } from '../parallel';
 import { standbySource, logStandbySnapshot } from '../standby-snapshots';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
 
-/** A fence not looked at for this long is looked at whatever the rotation says. */
+/** A fence not looked at for this long is looked at whatever the rotation says (the oldest first, a rotation's quota of them). */
 const FENCE_OVERDUE_MS = 90_000;
 
 export async function monitor(ctx: ActionContext): Promise<number> {
@@ -136,8 +136,9 @@ async function recordCopyDone(plan: Plan, cib: ReadonlyMap<string, string>, phas
 /**
  * The databases whose fences this monitor looks at: all of them right after
  * the phase changed or a rollback could not finish, else the ones due for a
- * look (dueForLook: each about once a minute, at most a sixth per monitor),
- * and, whatever the rotation did, every fence not looked at for 90 s.
+ * look (dueForLook: each about once a minute, at most a sixth per monitor and
+ * never more than four), and, whatever the rotation did, the fences not
+ * looked at for 90 s, the oldest first, as many again.
  */
 function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: ReadonlySet<string>) {
   const now = Date.now();
@@ -145,7 +146,11 @@ function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: Readon
     const s = readStateFile(plan.stateDir, o.token);
     return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
   });
-  const due = all || info.some((x) => x.phaseChanged) ? info : info.filter((x) => lookDue.has(x.o.token) || x.age >= FENCE_OVERDUE_MS);
+  const overdue = info
+    .filter((x) => !lookDue.has(x.o.token) && x.age >= FENCE_OVERDUE_MS)
+    .sort((a, b) => b.age - a.age)
+    .slice(0, lookQuota(info.length));
+  const due = all || info.some((x) => x.phaseChanged) ? info : [...info.filter((x) => lookDue.has(x.o.token)), ...overdue];
   for (const x of due) {
     try {
       updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
