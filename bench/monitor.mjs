@@ -4,8 +4,10 @@
 // as configured), for RUNS monitors (default 15, past the minute after which
 // each database's details are read again, a sixth of them per monitor).
 // Targets (issue 11): median ≤ 0.3 s (10) and ≤ 1 s (100); the first monitor
-// after start of 100 ≤ 2 s. Also prints the first monitor after
-// start, which reads every database completely.
+// after start of 100 ≤ 2 s. Also prints the first monitor after the start
+// that set the migration up (its memory of each database says "copying", so
+// it reads every database), and the first monitor after a restart (stop,
+// start: the resource restarted or moved; start read each target itself).
 // Needs the rig (make rig-up); creates and removes its own databases.
 import { recreateDatabases, dropDatabases, migration, runAgent, waitSynchronised, teardown, sql, rig, stats, fmt, onClusterRig } from './lib.mjs';
 
@@ -41,10 +43,17 @@ for (const n of sizes) {
       times.push(res.ms);
       await new Promise((r) => setTimeout(r, Math.max(0, INTERVAL - (Date.now() - t0))));
     }
+    // The resource restarted (or moved to another node): start adopts every database and reads its target side itself.
+    for (const action of ['stop', 'start']) {
+      const res = await runAgent(m, [action]);
+      if (res.code !== 0) throw new Error(`${action} failed: ${res.stderr}`);
+    }
+    const restarted = await runAgent(m, ['monitor'], env);
+    if (restarted.code !== 0) throw new Error(`monitor after the restart exited ${restarted.code}: ${restarted.stderr}`);
     const s = stats(times);
     console.log(
       `monitor, ${String(n).padStart(3)} databases, every ${INTERVAL / 1000} s: median ${fmt(s.median)}  p10 ${fmt(s.p10)}  p90 ${fmt(s.p90)}  max ${fmt(Math.max(...times))}` +
-        `  (${s.n} runs; first after start, reading everything: ${fmt(first.ms)})`,
+        `  (${s.n} runs; first after the start that set it up and copied: ${fmt(first.ms)}; first after a restart: ${fmt(restarted.ms)})`,
     );
   } finally {
     await teardown(m);

@@ -8,6 +8,7 @@ import type { TableName } from '../pg/publication';
 import { tableKey } from '../pg/publication';
 import { OCF } from '../ocf/exit-codes';
 import { objectsOf, subscriberOf, publisherOf, type Direction } from './direction';
+import { describeLatest } from '../pg/ddl-replication';
 
 export type DatabaseState = 'streaming' | 'copying' | 'paused' | 'broken';
 
@@ -93,7 +94,7 @@ export function assessDatabase(view: DatabaseView, opts: AssessOptions): Databas
     copyTotalBytes: src?.publishedBytes ?? null,
     copyDoneBytes: view.copyDoneBytes ?? null,
     ddlNotReplayed: tgt?.ddl?.notReplayed ?? 0,
-    ddlLatest: tgt?.ddl?.latest ? (tgt.ddl.latest.reason ? `${tgt.ddl.latest.command}: ${tgt.ddl.latest.reason}` : tgt.ddl.latest.command) : undefined,
+    ddlLatest: tgt?.ddl ? describeLatest(tgt.ddl) : undefined,
     needsRefresh: drift !== undefined && drift.missingOnTarget.length === 0 && (drift.notSubscribed.length > 0 || drift.noLongerPublished.length > 0),
     missingOnTarget: drift?.missingOnTarget ?? (view.sourceDetails ? [] : (opts.remembered?.missingOnTarget ?? [])),
     applyErrors: sub?.applyErrorCount ?? 0,

@@ -5,6 +5,8 @@ import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
 import { updateStateFile, readStateFile, type StateFields } from './state-files';
 import type { Direction } from './direction';
+import type { SubscriptionInfo } from '../pg/subscription';
+import { describeLatest, type DdlReport } from '../pg/ddl-replication';
 
 /** A state file's memory of the monitor, only when it was written for the same direction (a switch changes it). */
 function stateOf(dir: string, token: string, d: Direction): Record<string, string> | undefined {
@@ -125,6 +127,23 @@ export const FORGET_DETAILS: StateFields = {
   missing_on_target: undefined,
   no_identity: undefined,
 };
+
+/**
+ * What a full look at a database's target side (forward) found, as the
+ * monitor's rotation remembers it: start records it for the databases it
+ * has just read, so that the first monitor after it need not read them again.
+ */
+export function recordTargetLook(plan: Plan, token: string, sub: SubscriptionInfo, ddl: DdlReport): void {
+  updateStateFile(plan.stateDir, token, {
+    direction: 'forward',
+    target_checked_at: new Date().toISOString(),
+    tables_synced: sub.tablesReady,
+    tables_total: sub.tablesTotal,
+    unsubscribed_tables: sub.unsubscribedTables,
+    ddl_not_replayed: ddl.notReplayed,
+    ddl_latest: describeLatest(ddl) ?? '',
+  });
+}
 
 export function writeHealthStateFiles(plan: Plan, phase: string, healths: readonly DatabaseHealth[]): void {
   for (const h of healths) {

@@ -94,6 +94,12 @@ export interface DdlReport {
  * What needs a DBA here (see DdlReport). `diverges` is read through to_jsonb
  * so that a log table from before that column still answers.
  */
+/** The report's latest statement in one line: its command, and why it was not replayed. */
+export function describeLatest(report: DdlReport): string | undefined {
+  const l = report.latest;
+  return l ? (l.reason ? `${l.command}: ${l.reason}` : l.command) : undefined;
+}
+
 export async function ddlReport(c: pg.Client): Promise<DdlReport> {
   const { rows } = await c.query<{ n: number; id: string | null; command_tag: string | null; reason: string | null }>(
     `SELECT count(*) OVER ()::int AS n, l.id::text, l.command_tag,

@@ -23,7 +23,12 @@ import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
 import { installFences } from '../fences';
 import { objectsOf } from '../direction';
-import { FORGET_DETAILS } from '../report';
+import { FORGET_DETAILS, recordTargetLook } from '../report';
+import { ddlReport, type DdlReport } from '../../pg/ddl-replication';
+import { sqlState, SQLSTATE } from '../../pg/errors';
+import type { SubscriptionInfo } from '../../pg/subscription';
+import type { DatabaseObjects } from '../names';
+import type pg from 'pg';
 
 export async function start(ctx: ActionContext): Promise<number> {
   checkTools();
@@ -156,9 +161,12 @@ async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
           const sub = await readSubscription(c, o.forwardSub, major);
           if (!sub) return;
           if (sub.workerPid !== null) {
-            if (!fromStandby) return;
-            copying = (await subscriptionTables(c, sub.oid)).filter((t) => t.state === 'i' || t.state === 'd').length;
-            if (copying === 0) return;
+            if (fromStandby) copying = (await subscriptionTables(c, sub.oid)).filter((t) => t.state === 'i' || t.state === 'd').length;
+            if (!fromStandby || copying === 0) {
+              // A full look at the target's side, taken now: the first monitor need not open a session for it.
+              await rememberTargetLook(plan, o, sub, c);
+              return;
+            }
           }
           await sleep(100);
         }
@@ -169,6 +177,23 @@ async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
       }
     }),
   );
+}
+
+/** Records what start read of a database's target side, with its DDL report, for the first monitor (a failure only costs that monitor a look). */
+async function rememberTargetLook(plan: Plan, o: DatabaseObjects, sub: SubscriptionInfo, c: pg.Client): Promise<void> {
+  let ddl: DdlReport;
+  try {
+    ddl = await ddlReport(c);
+  } catch (err) {
+    // No DDL capture in this database: nothing to report, as the monitor reads it.
+    if (![SQLSTATE.UNDEFINED_TABLE, SQLSTATE.UNDEFINED_FUNCTION, '3F000'].includes(sqlState(err) as never)) return;
+    ddl = { notReplayed: 0, latest: undefined };
+  }
+  try {
+    recordTargetLook(plan, o.token, sub, ddl);
+  } catch (err) {
+    plan.log.warn(`cannot update the state file of ${JSON.stringify(o.database)}: ${(err as Error).message}`);
+  }
 }
 
 /** Phase reverse: every reverse subscription must exist on the source (nothing is created or copied here). */
