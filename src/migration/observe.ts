@@ -214,7 +214,7 @@ function open(plan: Plan, ep: Endpoint, db: string): Promise<pg.Client> {
   return plan.sessions ? plan.sessions.take(ep, db, opts) : connect(ep, db, opts);
 }
 
-interface Shared {
+export interface Shared {
   readonly slots: Side<Map<string, SlotInfo>>;
   readonly summaries: Side<Map<string, SubscriptionSummary>> | undefined;
 }
@@ -281,8 +281,12 @@ async function observeWith(plan: Plan, objects: DatabaseObjects, shared: Shared,
   }
 }
 
-/** Every database of the plan, in parallel (bounded), in list order; the forward direction unless told otherwise. */
-export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, concurrency = 50, d: Direction = 'forward'): Promise<DatabaseView[]> {
+/**
+ * The shared views of every database, one session per side (every slot, every
+ * subscription's summary); a caller may begin them early, beside other work,
+ * and hand them to observeAll.
+ */
+export async function readShared(plan: Plan, opts: ObserveOptions = COMPLETE, d: Direction = 'forward'): Promise<Shared> {
   const eps = endpointsOf(plan, d);
   const subs = plan.cfg.objects.map((o) => objectsOf(o, d).sub);
   const slotNames = plan.cfg.objects.map((o) => objectsOf(o, d).slot);
@@ -292,6 +296,18 @@ export async function observeAll(plan: Plan, opts: ObserveOptions = COMPLETE, co
     // When every database is read anyway, the shared summary would add nothing.
     everything ? Promise.resolve(undefined) : sharedRead(plan, eps.subscriber, (c, major) => readSubscriptionSummaries(c, subs, major)),
   ]);
+  return { slots, summaries };
+}
+
+/** Every database of the plan, in parallel (bounded), in list order; the forward direction unless told otherwise. */
+export async function observeAll(
+  plan: Plan,
+  opts: ObserveOptions = COMPLETE,
+  concurrency = 50,
+  d: Direction = 'forward',
+  shared: Promise<Shared> = readShared(plan, opts, d),
+): Promise<DatabaseView[]> {
+  const { slots, summaries } = await shared;
   const results = await settleAll(plan.cfg.objects, concurrency, (o) => observeWith(plan, o, { slots, summaries }, opts, d));
   return results.map((r, i) => {
     if (r.status === 'fulfilled') return r.value;

@@ -13,7 +13,7 @@ import { baseInstance } from '../../ocf/env';
 import { setStep } from '../../ocf/watchdog';
 import { readMarker, readStateFile, updateStateFile } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
-import { observeAll, observeOne } from '../observe';
+import { observeAll, observeOne, readShared, type ObserveOptions, type Shared } from '../observe';
 import { leanObservation, rememberedSource, dueForLook, recordLooks, lookQuota } from '../report';
 
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
@@ -84,11 +84,14 @@ async function watch(ctx: ActionContext, plan: Plan, cib: ReadonlyMap<string, st
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
   const fenceDue = fencesDue(plan, steady, urgent, due);
   const f0 = Date.now();
+  // The shared views (one session per side) are read beside the fence checks, which they do not depend on.
+  const lean = leanObservation(plan, direction, due);
+  const shared = readShared(plan, lean, direction);
   // Only the sessions of the databases the observation reads in full are kept for it.
   const fenceProblems = await checkFences(plan, steady, fenceDue, (o) => due.has(o.token));
   plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${Date.now() - f0} ms`);
   setStep('observing the databases');
-  const healths = await assessAll(plan, direction, due);
+  const healths = await assessAll(plan, direction, lean, shared);
   await nudgeStandbyWhileCopying(plan, direction, healths);
   setStep('refreshing subscriptions');
   await refreshWhereNeeded(plan, healths, direction);
@@ -167,7 +170,7 @@ function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: Readon
  * a moment, because workers restart by themselves after an error or a
  * reconnect and a single look would make the monitor flap.
  */
-async function assessAll(plan: Plan, d: Direction, due: ReadonlySet<string>): Promise<DatabaseHealth[]> {
+async function assessAll(plan: Plan, d: Direction, lean: ObserveOptions, shared: Promise<Shared>): Promise<DatabaseHealth[]> {
   const opts = (token: string) => ({
     expectEnabled: true,
     lagThreshold: plan.cfg.lag_threshold,
@@ -175,7 +178,7 @@ async function assessAll(plan: Plan, d: Direction, due: ReadonlySet<string>): Pr
     remembered: rememberedSource(plan, token, d),
   });
   const t0 = Date.now();
-  const healths = (await observeAll(plan, leanObservation(plan, d, due), 50, d)).map((v) => assessDatabase(v, opts(v.objects.token)));
+  const healths = (await observeAll(plan, lean, 50, d, shared)).map((v) => assessDatabase(v, opts(v.objects.token)));
   plan.log.debug(`observed ${healths.length} database(s) (${d}) in ${Date.now() - t0} ms`);
   const retry = healths.map((h, i) => [h, i] as const).filter(([h]) => h.state === 'broken' && /apply worker .* is not running/.test(h.problem ?? ''));
   if (retry.length === 0 || plan.deadline.remainingMs() < 8_000) return healths;
