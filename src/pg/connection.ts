@@ -17,6 +17,7 @@ import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import pg from 'pg';
 import { lookupPassword } from './pgpass';
 import { classify, PgFailure } from './errors';
+import { preferSsl } from './ssl-memo';
 
 export type Side = 'source' | 'target';
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -34,6 +35,8 @@ export interface Endpoint {
   readonly sslrootcert?: string;
   /** Home of the side's PostgreSQL OS user, where libpq keeps .postgresql/root.crt. */
   readonly home?: string;
+  /** An address that moves between servers (the production address): nothing learnt of the server behind it is kept. */
+  readonly moves?: boolean;
 }
 
 export function describe(ep: Endpoint, database?: string): string {
@@ -153,28 +156,6 @@ function clientConfig(ep: Endpoint, database: string, opts: ConnectOptions, ssl:
   };
 }
 
-/**
- * What sslmode=prefer learnt of each server (host and port) in this process:
- * whether it refused SSL. libpq's prefer goes on in the same connection; the
- * pg client cannot, so a refusal costs a second connection and a second
- * backend fork (about 8 ms of the server's CPU on the rig). The first
- * connection to a server asks; connections made meanwhile wait for its
- * answer (up to a second), and later ones go straight without SSL where it
- * was refused. prefer protects from nothing an impostor could not refuse
- * anyway; require and the verify modes are never relaxed.
- */
-const sslRefused = new Map<string, Promise<boolean | undefined>>();
-
-/** The promise's value, or undefined when it takes longer than `ms` (a hung first connection holds no one up for long). */
-function firstOf<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-    timer.unref();
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 /** Opens one session; every failure comes back as a classified PgFailure. */
 export async function connect(ep: Endpoint, database: string, opts: ConnectOptions): Promise<pg.Client> {
   const where = describe(ep, database);
@@ -191,46 +172,20 @@ export async function connect(ep: Endpoint, database: string, opts: ConnectOptio
       throw err;
     }
   };
-  if (ep.sslmode !== 'prefer') {
+  const refused = (err: unknown) => /does not support SSL/i.test(String((err as Error)?.message));
+  try {
+    if (ep.sslmode === 'prefer' && !ep.moves) {
+      const wait = Math.min(100, opts.timeoutMs / 4);
+      return await preferSsl(`${ep.host}\0${ep.port}`, () => attempt(sslOption(ep)), () => attempt(false), refused, wait);
+    }
     try {
       return await attempt(sslOption(ep));
     } catch (err) {
-      throw err instanceof PgFailure ? err : classify(err, where);
-    }
-  }
-  const server = `${ep.host}\0${ep.port}`;
-  const known = sslRefused.get(server);
-  let answer: (refused: boolean | undefined) => void = () => undefined;
-  if (!known) sslRefused.set(server, new Promise((resolve) => (answer = resolve)));
-  if (known && (await firstOf(known, 1_000)) === true) {
-    try {
-      return await attempt(false);
-    } catch (err) {
-      throw classify(err, where);
-    }
-  }
-  try {
-    const client = await attempt(sslOption(ep));
-    answer(false);
-    return client;
-  } catch (err) {
-    if (err instanceof PgFailure) {
-      if (!known) sslRefused.delete(server);
-      answer(undefined);
+      if (ep.sslmode === 'prefer' && !(err instanceof PgFailure) && refused(err)) return await attempt(false);
       throw err;
     }
-    if (/does not support SSL/i.test(String((err as Error)?.message))) {
-      answer(true);
-      try {
-        return await attempt(false);
-      } catch (again) {
-        throw classify(again, where);
-      }
-    }
-    // Nothing learnt (unreachable, refused login): the next connection asks again.
-    if (!known) sslRefused.delete(server);
-    answer(undefined);
-    throw classify(err, where);
+  } catch (err) {
+    throw err instanceof PgFailure ? err : classify(err, where);
   }
 }
 

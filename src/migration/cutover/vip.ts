@@ -488,7 +488,7 @@ export class VipHandOver {
     const ep = move.to === 'target' ? plan.targetPrimary : plan.sourcePrimary;
     const ids = await this.systemIds();
     try {
-      const c = await connect({ ...ep, host: address, role: 'production address' }, this.ctx.dbs[0]!.database, { timeoutMs: 1_000, statementTimeoutMs: 1_000 });
+      const c = await connect({ ...ep, host: address, role: 'production address', moves: true }, this.ctx.dbs[0]!.database, { timeoutMs: 1_000, statementTimeoutMs: 1_000 });
       try {
         const { rows } = await c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
         const id = rows[0]?.id;
