@@ -60,6 +60,12 @@ export interface FenceProblem {
   readonly repaired: boolean;
 }
 
+/** A database whose fences are checked: on both clusters, or only on the one that must refuse writes. */
+export interface FenceCheck {
+  readonly o: DatabaseObjects;
+  readonly onlyFenced?: boolean;
+}
+
 /**
  * Checks the fences of these databases against the phase and repairs what
  * is wrong (a repair that fails is reported unrepaired).
@@ -67,12 +73,15 @@ export interface FenceProblem {
 export async function checkFences(
   plan: Plan,
   phase: SteadyPhase,
-  objects: readonly DatabaseObjects[],
+  checks: readonly FenceCheck[],
   keepSession: (o: DatabaseObjects) => boolean = () => false,
 ): Promise<FenceProblem[]> {
   const problems: FenceProblem[] = [];
+  const objects = checks.map((c) => c.o);
   // Both sides of a database at once: each look opens a session, whose cost is the server's, not ours.
-  const looks = objects.flatMap((o) => (['source', 'target'] as const).map((side) => ({ o, side })));
+  const looks = checks.flatMap(({ o, onlyFenced }) =>
+    (['source', 'target'] as const).filter((side) => !onlyFenced || fencedIn(phase, side)).map((side) => ({ o, side })),
+  );
   await settleAll(looks, 16, async ({ o, side }) => {
     const ep = side === 'source' ? plan.sourcePrimary : plan.targetPrimary;
     const want = fencedIn(phase, side);

@@ -5,6 +5,7 @@ import type { ObserveOptions } from './observe';
 import type { TableName } from '../pg/publication';
 import { updateStateFile, readStateFile, type StateFields } from './state-files';
 import type { Direction } from './direction';
+import type { FenceCheck } from './fences';
 import type { SubscriptionInfo } from '../pg/subscription';
 import { describeLatest, type DdlReport } from '../pg/ddl-replication';
 
@@ -14,7 +15,7 @@ function stateOf(dir: string, token: string, d: Direction): Record<string, strin
   return state && (state.direction ?? 'forward') === d ? state : undefined;
 }
 
-/** How long the monitor may go without reading a database's per-database details. */
+/** The least time between two full looks at a database (past 24 databases the turn comes later: LOOKS_PER_MONITOR). */
 export const DETAILS_INTERVAL_MS = 60_000;
 /** Monitors over which the databases due for a look are spread (a monitor runs every 10 s). */
 const SPREAD = 6;
@@ -62,6 +63,54 @@ export function dueForLook(plan: Plan, d: Direction = 'forward'): ReadonlySet<st
       .slice(0, quota)
       .map((x) => x.o.token),
   );
+}
+
+/** No write fence goes unchecked for longer than this (and a monitor's interval), however many databases there are. */
+export const FENCE_OVERDUE_MS = 90_000;
+
+/** Fences checked beside the full looks per monitor: enough to keep every one within FENCE_OVERDUE_MS at this interval. */
+export const fenceQuota = (databases: number, intervalMs: number) =>
+  Math.max(lookQuota(databases), Math.ceil((databases * (intervalMs || 10_000)) / FENCE_OVERDUE_MS));
+
+/**
+ * The databases whose write fences this monitor checks (and stamps): all of
+ * them on both clusters right after the phase changed or a rollback could
+ * not finish; else the ones due for a full look on both clusters (over the
+ * look's sessions), and beside them the oldest others, fenceQuota of them,
+ * once so old that a full round of quotas still ends within the bound, on
+ * the cluster that must refuse writes (never two writable clusters; the
+ * other side's fence, whose fault production sees at once, is checked at its
+ * full look). That is the safety backstop: its bound (90 s and one interval)
+ * does not grow with the databases as the details' turn does; 100 databases
+ * at a 10 s interval: 12 fences beside the 4 looks.
+ */
+
+export function fencesDue(plan: Plan, phase: string, all: boolean, lookDue: ReadonlySet<string>, intervalMs: number): FenceCheck[] {
+  const now = Date.now();
+  const n = plan.cfg.objects.length;
+  const info = plan.cfg.objects.map((o) => {
+    const s = readStateFile(plan.stateDir, o.token);
+    return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
+  });
+  const quota = fenceQuota(n, intervalMs);
+  // Old enough to be checked: so late that a full round of quotas still ends within the bound.
+  const minAge = Math.max(0, FENCE_OVERDUE_MS - Math.ceil(n / quota) * (intervalMs || 10_000));
+  const looked = info.filter((x) => lookDue.has(x.o.token));
+  const older = info
+    .filter((x) => !lookDue.has(x.o.token) && x.age >= minAge)
+    .sort((a, b) => b.age - a.age)
+    .slice(0, quota);
+  const everything = all || info.some((x) => x.phaseChanged);
+  const due = everything ? info : [...looked, ...older];
+  for (const x of due) {
+    try {
+      updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
+    } catch (err) {
+      plan.log.warn(`cannot update the state file of ${JSON.stringify(x.o.database)}: ${(err as Error).message}`);
+    }
+  }
+  const full = new Set(everything ? info.map((x) => x.o.token) : lookDue);
+  return due.map((x) => ({ o: x.o, onlyFenced: !full.has(x.o.token) }));
 }
 
 /** Stamps the databases picked for this monitor's full look (see dueForLook). */
@@ -142,6 +191,9 @@ export function recordTargetLook(plan: Plan, token: string, sub: SubscriptionInf
     unsubscribed_tables: sub.unsubscribedTables,
     ddl_not_replayed: ddl.notReplayed,
     ddl_latest: describeLatest(ddl) ?? '',
+    // The counters' baseline is this subscription's (a file last written for the way back holds the other one's).
+    apply_errors: sub.applyErrorCount,
+    sync_errors: sub.syncErrorCount,
   });
 }
 

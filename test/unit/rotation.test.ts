@@ -10,7 +10,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dueForLook, recordLooks, LOOKS_PER_MONITOR } from '../../src/migration/report';
+import { dueForLook, recordLooks, fencesDue, fenceQuota, lookQuota, recordTargetLook, previousErrors, LOOKS_PER_MONITOR, FENCE_OVERDUE_MS } from '../../src/migration/report';
+import { updateStateFile } from '../../src/migration/state-files';
+import type { SubscriptionInfo } from '../../src/pg/subscription';
 import { objectNames, DEFAULT_PREFIXES } from '../../src/migration/names';
 import type { Plan } from '../../src/migration/plan';
 
@@ -73,5 +75,78 @@ describe('the monitor rotation', () => {
     simulate(plan, 2);
     expect(dueForLook(plan, 'reverse').size).toBe(1);
     expect([...dueForLook(plan, 'forward')].length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the fences’ turn', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    vi.useRealTimers();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** Monitors every `intervalMs` for `minutes` after the phase began: the oldest any fence got, and the most checked at once. */
+  function simulateFences(plan: Plan, intervalMs: number, minutes: number): { worstAgeMs: number; worstBothMs: number; mostAtOnce: number } {
+    const checked = new Map<string, number>();
+    const both = new Map<string, number>();
+    let worstAgeMs = 0;
+    let worstBothMs = 0;
+    let mostAtOnce = 0;
+    const start = Date.now();
+    for (let t = 0; t <= minutes * 60_000; t += intervalMs) {
+      vi.setSystemTime(start + t);
+      const look = dueForLook(plan, 'forward');
+      recordLooks(plan, look, 'forward');
+      const fences = fencesDue(plan, 'forward', false, look, intervalMs);
+      if (t > 0) mostAtOnce = Math.max(mostAtOnce, fences.length);
+      for (const { o, onlyFenced } of fences) {
+        checked.set(o.token, start + t);
+        if (!onlyFenced) both.set(o.token, start + t);
+        // Only the full looks check both clusters (beside the first monitor of a phase).
+        if (t > 0) expect(onlyFenced).toBe(!look.has(o.token));
+      }
+      for (const o of plan.cfg.objects) {
+        worstAgeMs = Math.max(worstAgeMs, start + t - (checked.get(o.token) ?? start));
+        worstBothMs = Math.max(worstBothMs, start + t - (both.get(o.token) ?? start));
+      }
+    }
+    return { worstAgeMs, worstBothMs, mostAtOnce };
+  }
+
+  it.each([
+    [6, 10_000],
+    [24, 10_000],
+    [100, 10_000],
+    [6, 30_000],
+    [24, 30_000],
+    [100, 30_000],
+    [300, 10_000],
+  ])('keeps every fence of %i databases checked within 90 s and one interval (%i ms), no more at once than that needs beside the looks', (n, intervalMs) => {
+    vi.useFakeTimers();
+    const plan = planOf(n);
+    dirs.push(plan.stateDir);
+    const { worstAgeMs, worstBothMs, mostAtOnce } = simulateFences(plan, intervalMs, 15);
+    expect(worstAgeMs).toBeLessThanOrEqual(FENCE_OVERDUE_MS + intervalMs);
+    // The side that takes writes: at each full look.
+    expect(worstBothMs).toBeLessThanOrEqual(Math.max(60_000, Math.ceil(n / lookQuota(n)) * intervalMs) + intervalMs);
+    expect(mostAtOnce).toBeLessThanOrEqual(LOOKS_PER_MONITOR + fenceQuota(n, intervalMs));
+  }, 60_000);
+
+  it('checks every fence on both clusters at the first monitor of a phase', () => {
+    const plan = planOf(30);
+    dirs.push(plan.stateDir);
+    const fences = fencesDue(plan, 'reverse', false, new Set(), 10_000);
+    expect(fences.length).toBe(30);
+    expect(fences.every((f) => !f.onlyFenced)).toBe(true);
+  });
+
+  it('start’s look at a database replaces the counters of a file last written for the way back', () => {
+    const plan = planOf(1);
+    dirs.push(plan.stateDir);
+    const token = plan.cfg.objects[0]!.token;
+    updateStateFile(plan.stateDir, token, { direction: 'reverse', apply_errors: 0, sync_errors: 0 });
+    const sub = { tablesReady: 1, tablesTotal: 1, unsubscribedTables: 0, applyErrorCount: 5, syncErrorCount: 1 } as SubscriptionInfo;
+    recordTargetLook(plan, token, sub, { notReplayed: 0, latest: undefined });
+    expect(previousErrors(plan, token, 'forward')).toEqual({ apply: 5, sync: 1 });
   });
 });

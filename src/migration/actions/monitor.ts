@@ -11,13 +11,12 @@ import type { ActionContext } from '../../ocf/run-action';
 import { OCF, OcfError } from '../../ocf/exit-codes';
 import { baseInstance } from '../../ocf/env';
 import { setStep } from '../../ocf/watchdog';
-import { readMarker, readStateFile, updateStateFile } from '../state-files';
+import { readMarker } from '../state-files';
 import { resolvePlan, connectOptions, type Plan } from '../plan';
 import { observeAll, observeOne, readShared, type ObserveOptions, type Shared } from '../observe';
-import { leanObservation, rememberedSource, dueForLook, recordLooks, lookQuota } from '../report';
+import { leanObservation, rememberedSource, dueForLook, recordLooks, fencesDue, writeHealthStateFiles, previousErrors } from '../report';
 
 import { assessDatabase, monitorVerdict, summaryLine, type DatabaseHealth } from '../health';
-import { writeHealthStateFiles, previousErrors } from '../report';
 import { migrationRecord, phaseOf, parseHistory, withEvent, KEY } from '../cib-state';
 import { superviseCutover } from '../cutover/supervise';
 import { checkFences, type SteadyPhase } from '../fences';
@@ -29,9 +28,6 @@ import { refreshSubscription } from '../../pg/subscription';
 import { settleAll, sleep } from '../parallel';
 import { standbySource, logStandbySnapshot } from '../standby-snapshots';
 import { headline, publishAttributes, renderMetrics, writeMetricsFile } from '../publish';
-
-/** A fence not looked at for this long is looked at whatever the rotation says (the oldest first, a rotation's quota of them). */
-const FENCE_OVERDUE_MS = 90_000;
 
 export async function monitor(ctx: ActionContext): Promise<number> {
   const instance = baseInstance(ctx.env);
@@ -82,14 +78,18 @@ async function watch(ctx: ActionContext, plan: Plan, cib: ReadonlyMap<string, st
   const due = dueForLook(plan, direction);
   recordLooks(plan, due, direction);
   const urgent = sw.failedReason?.includes('rollback incomplete') ?? false;
-  const fenceDue = fencesDue(plan, steady, urgent, due);
+  const fenceDue = fencesDue(plan, steady, urgent, due, ctx.env.intervalMs);
   const f0 = Date.now();
   // The shared views (one session per side) are read beside the fence checks, which they do not depend on.
   const lean = leanObservation(plan, direction, due);
-  const shared = readShared(plan, lean, direction);
+  let shared = readShared(plan, lean, direction);
+  shared.catch(() => undefined);
   // Only the sessions of the databases the observation reads in full are kept for it.
   const fenceProblems = await checkFences(plan, steady, fenceDue, (o) => due.has(o.token));
-  plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${Date.now() - f0} ms`);
+  const fenceMs = Date.now() - f0;
+  plan.log.debug(`checked the write fences of ${fenceDue.length} database(s) in ${fenceMs} ms`);
+  // A repair (which may wait for writes in flight) or a slow check: what the shared views said is read again.
+  if (fenceProblems.length > 0 || fenceMs > 2_000) shared = readShared(plan, lean, direction);
   setStep('observing the databases');
   const healths = await assessAll(plan, direction, lean, shared);
   await nudgeStandbyWhileCopying(plan, direction, healths);
@@ -134,34 +134,6 @@ async function recordCopyDone(plan: Plan, cib: ReadonlyMap<string, string>, phas
   await plan.state
     .set(KEY.history, withEvent(cib.get(KEY.history), 'copy done', `${healths.length} database(s) streaming, worst lag ${worst} bytes`))
     .catch((err: Error) => plan.log.warn(`cannot record the history: ${err.message}`));
-}
-
-/**
- * The databases whose fences this monitor looks at: all of them right after
- * the phase changed or a rollback could not finish, else the ones due for a
- * look (dueForLook: each about once a minute, at most a sixth per monitor and
- * never more than four), and, whatever the rotation did, the fences not
- * looked at for 90 s, the oldest first, as many again.
- */
-function fencesDue(plan: Plan, phase: SteadyPhase, all: boolean, lookDue: ReadonlySet<string>) {
-  const now = Date.now();
-  const info = plan.cfg.objects.map((o) => {
-    const s = readStateFile(plan.stateDir, o.token);
-    return { o, phaseChanged: s?.fence_checked_phase !== phase, age: now - (Date.parse(s?.fence_checked_at ?? '') || 0) };
-  });
-  const overdue = info
-    .filter((x) => !lookDue.has(x.o.token) && x.age >= FENCE_OVERDUE_MS)
-    .sort((a, b) => b.age - a.age)
-    .slice(0, lookQuota(info.length));
-  const due = all || info.some((x) => x.phaseChanged) ? info : [...info.filter((x) => lookDue.has(x.o.token)), ...overdue];
-  for (const x of due) {
-    try {
-      updateStateFile(plan.stateDir, x.o.token, { fence_checked_at: new Date(now).toISOString(), fence_checked_phase: phase });
-    } catch (err) {
-      plan.log.warn(`cannot update the state file of ${JSON.stringify(x.o.database)}: ${(err as Error).message}`);
-    }
-  }
-  return due.map((x) => x.o);
 }
 
 /**
