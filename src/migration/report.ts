@@ -84,7 +84,6 @@ export const fenceQuota = (databases: number, intervalMs: number) =>
  * does not grow with the databases as the details' turn does; 100 databases
  * at a 10 s interval: 12 fences beside the 4 looks.
  */
-
 export function fencesDue(plan: Plan, phase: string, all: boolean, lookDue: ReadonlySet<string>, intervalMs: number): FenceCheck[] {
   const now = Date.now();
   const n = plan.cfg.objects.length;
