@@ -182,7 +182,10 @@ export const FORGET_DETAILS: StateFields = {
  * has just read, so that the first monitor after it need not read them again.
  */
 export function recordTargetLook(plan: Plan, token: string, sub: SubscriptionInfo, ddl: DdlReport): void {
+  const turned = (readStateFile(plan.stateDir, token)?.direction ?? 'forward') !== 'forward';
   updateStateFile(plan.stateDir, token, {
+    // Counters last recorded for the way back's subscription say nothing of this one: the first monitor starts them afresh.
+    ...(turned ? { apply_errors: undefined, sync_errors: undefined } : {}),
     direction: 'forward',
     target_checked_at: new Date().toISOString(),
     tables_synced: sub.tablesReady,
@@ -190,9 +193,6 @@ export function recordTargetLook(plan: Plan, token: string, sub: SubscriptionInf
     unsubscribed_tables: sub.unsubscribedTables,
     ddl_not_replayed: ddl.notReplayed,
     ddl_latest: describeLatest(ddl) ?? '',
-    // The counters' baseline is this subscription's (a file last written for the way back holds the other one's).
-    apply_errors: sub.applyErrorCount,
-    sync_errors: sub.syncErrorCount,
   });
 }
 

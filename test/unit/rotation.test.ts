@@ -140,13 +140,17 @@ describe('the fences’ turn', () => {
     expect(fences.every((f) => !f.onlyFenced)).toBe(true);
   });
 
-  it('start’s look at a database replaces the counters of a file last written for the way back', () => {
+  it('start’s look at a database forgets the counters of a file last written for the way back', () => {
     const plan = planOf(1);
     dirs.push(plan.stateDir);
     const token = plan.cfg.objects[0]!.token;
     updateStateFile(plan.stateDir, token, { direction: 'reverse', apply_errors: 0, sync_errors: 0 });
     const sub = { tablesReady: 1, tablesTotal: 1, unsubscribedTables: 0, applyErrorCount: 5, syncErrorCount: 1 } as SubscriptionInfo;
     recordTargetLook(plan, token, sub, { notReplayed: 0, latest: undefined });
-    expect(previousErrors(plan, token, 'forward')).toEqual({ apply: 5, sync: 1 });
+    expect(previousErrors(plan, token, 'forward')).toBeUndefined();
+    // A file of the same direction keeps the last monitor's counters (a restart compares with them).
+    updateStateFile(plan.stateDir, token, { apply_errors: 2, sync_errors: 0 });
+    recordTargetLook(plan, token, sub, { notReplayed: 0, latest: undefined });
+    expect(previousErrors(plan, token, 'forward')).toEqual({ apply: 2, sync: 0 });
   });
 });
