@@ -19,11 +19,11 @@ import { connectOptions } from './plan';
 import type { DatabaseObjects } from './names';
 import { objectsOf, endpointsOf, type Direction } from './direction';
 import { connect, describe, type Endpoint } from '../pg/connection';
-import { classify, PgFailure, sqlState, SQLSTATE } from '../pg/errors';
+import { classify, PgFailure } from '../pg/errors';
 import { readSlots, type SlotInfo } from '../pg/slots';
 import { readSubscription, readSubscriptionSummaries, subscriptionTables, type SubscriptionInfo, type SubscriptionSummary } from '../pg/subscription';
 import { publicationExists, publishedTables, tableKey, type TableName } from '../pg/publication';
-import { ddlReport, type DdlReport } from '../pg/ddl-replication';
+import { ddlReportIfCaptured, type DdlReport } from '../pg/ddl-replication';
 import { existingTables } from '../pg/schema';
 import { serverMajorOnce } from '../pg/server';
 import { settleAll } from './parallel';
@@ -130,12 +130,7 @@ async function sharedRead<T>(plan: Plan, ep: Endpoint, fn: (c: pg.Client, major:
 async function readTarget(plan: Plan, c: pg.Client, objects: DatabaseObjects, d: Direction): Promise<TargetView> {
   const ep = endpointsOf(plan, d).subscriber;
   const subscription = await readSubscription(c, objectsOf(objects, d).sub, await serverMajorOnce(c, key(ep)));
-  let ddl: DdlReport | undefined;
-  try {
-    ddl = await ddlReport(c);
-  } catch (err) {
-    if (![SQLSTATE.UNDEFINED_TABLE, SQLSTATE.UNDEFINED_FUNCTION, '3F000'].includes(sqlState(err) as never)) throw err;
-  }
+  const ddl = await ddlReportIfCaptured(c);
   return { subscription, ddl, unsubscribedTables: subscription?.unsubscribedTables ?? 0 };
 }
 

@@ -68,9 +68,12 @@ export function dueForLook(plan: Plan, d: Direction = 'forward'): ReadonlySet<st
 /** No write fence goes unchecked for longer than this (and a monitor's interval), however many databases there are. */
 export const FENCE_OVERDUE_MS = 90_000;
 
+/** A monitor's interval when the action does not say (a probe, a command run by hand): the configured default. */
+const everyMs = (intervalMs: number) => intervalMs || 10_000;
+
 /** Fences checked beside the full looks per monitor: enough to keep every one within FENCE_OVERDUE_MS at this interval. */
 export const fenceQuota = (databases: number, intervalMs: number) =>
-  Math.max(lookQuota(databases), Math.ceil((databases * (intervalMs || 10_000)) / FENCE_OVERDUE_MS));
+  Math.max(lookQuota(databases), Math.ceil((databases * everyMs(intervalMs)) / FENCE_OVERDUE_MS));
 
 /**
  * The databases whose write fences this monitor checks (and stamps): all of
@@ -93,7 +96,7 @@ export function fencesDue(plan: Plan, phase: string, all: boolean, lookDue: Read
   });
   const quota = fenceQuota(n, intervalMs);
   // Old enough to be checked: so late that a full round of quotas still ends within the bound.
-  const minAge = Math.max(0, FENCE_OVERDUE_MS - Math.ceil(n / quota) * (intervalMs || 10_000));
+  const minAge = Math.max(0, FENCE_OVERDUE_MS - Math.ceil(n / quota) * everyMs(intervalMs));
   const looked = info.filter((x) => lookDue.has(x.o.token));
   const older = info
     .filter((x) => !lookDue.has(x.o.token) && x.age >= minAge)

@@ -175,8 +175,7 @@ export async function connect(ep: Endpoint, database: string, opts: ConnectOptio
   const refused = (err: unknown) => /does not support SSL/i.test(String((err as Error)?.message));
   try {
     if (ep.sslmode === 'prefer' && !ep.moves) {
-      const wait = Math.min(100, opts.timeoutMs / 4);
-      return await preferSsl(`${ep.host}\0${ep.port}`, () => attempt(sslOption(ep)), () => attempt(false), refused, wait);
+      return await preferSsl(`${ep.host}\0${ep.port}`, () => attempt(sslOption(ep)), () => attempt(false), refused, opts.timeoutMs);
     }
     try {
       return await attempt(sslOption(ep));

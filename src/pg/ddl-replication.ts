@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { ident, literal, AGENT_SCHEMA } from './sql';
+import { sqlState, SQLSTATE } from './errors';
 import DDL_REPLICATION_SQL from './sql/ddl-replication.sql';
 import OWNER_CHECK_SQL from './sql/owner-check.sql';
 
@@ -98,6 +99,16 @@ export interface DdlReport {
 export function describeLatest(report: DdlReport): string | undefined {
   const l = report.latest;
   return l ? (l.reason ? `${l.command}: ${l.reason}` : l.command) : undefined;
+}
+
+/** The DDL report, or undefined in a database without DDL capture (no log table, functions or schema). */
+export async function ddlReportIfCaptured(c: pg.Client): Promise<DdlReport | undefined> {
+  try {
+    return await ddlReport(c);
+  } catch (err) {
+    if ([SQLSTATE.UNDEFINED_TABLE, SQLSTATE.UNDEFINED_FUNCTION, '3F000'].includes(sqlState(err) as never)) return undefined;
+    throw err;
+  }
 }
 
 export async function ddlReport(c: pg.Client): Promise<DdlReport> {

@@ -17,7 +17,7 @@
  */
 
 const MEMO_MS = 60_000;
-/** How long a connection waits for the first one's answer before asking itself. */
+/** How long a connection waits for the first one's answer before asking itself (at most a quarter of its timeout). */
 const WAIT_MS = 100;
 
 interface Answer {
@@ -46,16 +46,17 @@ function turnedAway(err: unknown): boolean {
 
 /**
  * Opens a connection under sslmode=prefer with what this process learnt:
- * `withSsl` and `withoutSsl` each make one attempt; `refusedSsl` tells a
- * refusal of SSL from any other failure.
+ * `withSsl` and `withoutSsl` each make one attempt (within `timeoutMs`);
+ * `refusedSsl` tells a refusal of SSL from any other failure.
  */
 export async function preferSsl<C>(
   server: string,
   withSsl: () => Promise<C>,
   withoutSsl: () => Promise<C>,
   refusedSsl: (err: unknown) => boolean,
-  waitMs = WAIT_MS,
+  timeoutMs = Number.POSITIVE_INFINITY,
 ): Promise<C> {
+  const waitMs = Math.min(WAIT_MS, timeoutMs / 4);
   let known = answers.get(server);
   if (known && Date.now() - known.at > MEMO_MS) {
     answers.delete(server);

@@ -28,6 +28,9 @@ function server(opts: { ssl: boolean; plainOnly?: boolean; hostsslOnly?: boolean
   return { asked, withSsl, withoutSsl, set: (o: Partial<typeof opts>) => Object.assign(opts, o) };
 }
 
+/** One connection to the fake server under the name `key`. */
+const ask = (s: ReturnType<typeof server>, key: string) => preferSsl(key, s.withSsl, s.withoutSsl, refused);
+
 describe('sslmode=prefer memo', () => {
   afterEach(() => {
     forgetSslAnswers();
@@ -36,39 +39,39 @@ describe('sslmode=prefer memo', () => {
 
   it('asks a server that refused SSL without it afterwards', async () => {
     const s = server({ ssl: false });
-    expect(await preferSsl('a', s.withSsl, s.withoutSsl, refused)).toBe('plain');
-    expect(await preferSsl('a', s.withSsl, s.withoutSsl, refused)).toBe('plain');
+    expect(await ask(s, 'a')).toBe('plain');
+    expect(await ask(s, 'a')).toBe('plain');
     expect(s.asked).toEqual({ ssl: 1, plain: 2 });
   });
 
   it('connections made while the first asks use its answer', async () => {
     const s = server({ ssl: false, answerMs: 10 });
-    const all = await Promise.all(Array.from({ length: 6 }, () => preferSsl('b', s.withSsl, s.withoutSsl, refused)));
+    const all = await Promise.all(Array.from({ length: 6 }, () => ask(s, 'b')));
     expect(all.every((x) => x === 'plain')).toBe(true);
     expect(s.asked.ssl).toBe(1);
   });
 
   it('keeps using SSL where the server accepts it', async () => {
     const s = server({ ssl: true });
-    expect(await preferSsl('c', s.withSsl, s.withoutSsl, refused)).toBe('tls');
-    expect(await preferSsl('c', s.withSsl, s.withoutSsl, refused)).toBe('tls');
+    expect(await ask(s, 'c')).toBe('tls');
+    expect(await ask(s, 'c')).toBe('tls');
     expect(s.asked).toEqual({ ssl: 2, plain: 0 });
   });
 
   it('forgets the refusal when the server behind the name turns a connection without SSL away, and asks with SSL', async () => {
     const s = server({ ssl: false });
-    await preferSsl('d', s.withSsl, s.withoutSsl, refused);
+    await ask(s, 'd');
     s.set({ ssl: true, hostsslOnly: true });
-    expect(await preferSsl('d', s.withSsl, s.withoutSsl, refused)).toBe('tls');
-    expect(await preferSsl('d', s.withSsl, s.withoutSsl, refused)).toBe('tls');
+    expect(await ask(s, 'd')).toBe('tls');
+    expect(await ask(s, 'd')).toBe('tls');
   });
 
   it('forgets after a minute', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const s = server({ ssl: false });
-    await preferSsl('e', s.withSsl, s.withoutSsl, refused);
+    await ask(s, 'e');
     vi.setSystemTime(Date.now() + 61_000);
-    await preferSsl('e', s.withSsl, s.withoutSsl, refused);
+    await ask(s, 'e');
     expect(s.asked.ssl).toBe(2);
   });
 
@@ -87,7 +90,7 @@ describe('sslmode=prefer memo', () => {
 
   it('a network failure of a connection without SSL is not taken for a changed server', async () => {
     const s = server({ ssl: false });
-    await preferSsl('g', s.withSsl, s.withoutSsl, refused);
+    await ask(s, 'g');
     const broken = async () => {
       throw new Error('connect ETIMEDOUT');
     };

@@ -19,12 +19,12 @@ import { connect } from '../../pg/connection';
 import { readSubscription, setSubscriptionEnabled, subscriptionTables } from '../../pg/subscription';
 import { standbySource, withStandbySnapshots } from '../standby-snapshots';
 import { serverMajor } from '../../pg/server';
-import { PgFailure, sqlState, SQLSTATE } from '../../pg/errors';
+import { PgFailure } from '../../pg/errors';
 import { reloadableValues } from './reload';
 import { installFences } from '../fences';
 import { objectsOf } from '../direction';
 import { FORGET_DETAILS, recordTargetLook } from '../report';
-import { ddlReport, type DdlReport } from '../../pg/ddl-replication';
+import { ddlReportIfCaptured, type DdlReport } from '../../pg/ddl-replication';
 import type { SubscriptionInfo } from '../../pg/subscription';
 import type { DatabaseObjects } from '../names';
 import type pg from 'pg';
@@ -180,16 +180,15 @@ async function waitForWorkers(plan: Plan, limitMs = 15_000): Promise<void> {
 
 /** Records what start read of a database's target side, with its DDL report, for the first monitor (a failure only costs that monitor a look). */
 async function rememberTargetLook(plan: Plan, o: DatabaseObjects, sub: SubscriptionInfo, c: pg.Client): Promise<void> {
-  let ddl: DdlReport;
+  let ddl: DdlReport | undefined;
   try {
-    ddl = await ddlReport(c);
-  } catch (err) {
-    // No DDL capture in this database: nothing to report, as the monitor reads it.
-    if (![SQLSTATE.UNDEFINED_TABLE, SQLSTATE.UNDEFINED_FUNCTION, '3F000'].includes(sqlState(err) as never)) return;
-    ddl = { notReplayed: 0, latest: undefined };
+    ddl = await ddlReportIfCaptured(c);
+  } catch {
+    return;
   }
   try {
-    recordTargetLook(plan, o.token, sub, ddl);
+    // No DDL capture in this database: nothing to report, as the monitor reads it.
+    recordTargetLook(plan, o.token, sub, ddl ?? { notReplayed: 0, latest: undefined });
   } catch (err) {
     plan.log.warn(`cannot update the state file of ${JSON.stringify(o.database)}: ${(err as Error).message}`);
   }
