@@ -208,6 +208,15 @@ export async function setSubscriptionEnabled(c: pg.Client, name: string, enabled
   await c.query(`ALTER SUBSCRIPTION ${ident(name)} ${enabled ? 'ENABLE' : 'DISABLE'}`);
 }
 
+/**
+ * How the apply worker commits: `off` (the default, what CREATE SUBSCRIPTION
+ * leaves) or `local` (each applied transaction flushed at once). Taken up at
+ * the worker's next transaction, without a restart.
+ */
+export async function setSubscriptionCommit(c: pg.Client, name: string, mode: 'off' | 'local'): Promise<void> {
+  await c.query(`ALTER SUBSCRIPTION ${ident(name)} SET (synchronous_commit = ${literal(mode)})`);
+}
+
 export async function setSubscriptionConnection(c: pg.Client, name: string, conninfo: string): Promise<void> {
   await c.query(`ALTER SUBSCRIPTION ${ident(name)} CONNECTION ${literal(conninfo)}`);
 }

@@ -15,7 +15,7 @@ import { tableDrift } from './recheck';
 import { sleep } from '../parallel';
 import { fence as fenceDatabase, lift as liftDatabase, insertLsn, preparedTransactions, clientSessions, terminate, rearmTableFences } from '../../pg/fence';
 import { readSlots, pendingChanges, pgoutputProtoVersion } from '../../pg/slots';
-import { setSubscriptionEnabled, dropSubscription, refreshSubscription, readSubscription } from '../../pg/subscription';
+import { setSubscriptionEnabled, setSubscriptionCommit, dropSubscription, refreshSubscription, readSubscription } from '../../pg/subscription';
 import { dropPublication } from '../../pg/publication';
 import { dropCaptureTrigger } from '../../pg/ddl-replication';
 import { serverMajor } from '../../pg/server';
@@ -256,13 +256,15 @@ export async function finalProof(ctx: CutoverContext): Promise<void> {
   }
 }
 
-/** Re-enables the drained subscriptions (rollback). */
+/** Re-enables the drained subscriptions, committing asynchronously again as they were made (rollback). */
 export async function reenableDrain(ctx: CutoverContext): Promise<void> {
   const drain = ctx.move.drain;
   await ctx.eachDatabase(`re-enabling ${drain} replication`, async (o) => {
     const c = await ctx.sessions.get(o, subscriberOf(drain));
     const sub = await readSubscription(c, objectsOf(o, drain).sub, await serverMajor(c));
-    if (sub && !sub.enabled) await setSubscriptionEnabled(c, objectsOf(o, drain).sub, true);
+    if (!sub) return;
+    await setSubscriptionCommit(c, objectsOf(o, drain).sub, 'off');
+    if (!sub.enabled) await setSubscriptionEnabled(c, objectsOf(o, drain).sub, true);
   });
 }
 

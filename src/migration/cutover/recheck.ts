@@ -14,7 +14,7 @@ import type { DatabaseObjects } from '../names';
 import { KEY, parseBaseline, diffBaseline } from '../cib-state';
 import { objectsOf, publisherOf, subscriberOf } from '../direction';
 import { sleep } from '../parallel';
-import { readSubscription, refreshSubscription, subscriptionTables } from '../../pg/subscription';
+import { readSubscription, refreshSubscription, subscriptionTables, setSubscriptionCommit } from '../../pg/subscription';
 import { publishedTables, tableKey } from '../../pg/publication';
 import { readSlots } from '../../pg/slots';
 import { ddlReport } from '../../pg/ddl-replication';
@@ -107,8 +107,13 @@ export async function recheck(ctx: CutoverContext): Promise<void> {
     }
   });
   // Open every session now: the read-only window should not pay for it.
+  // The drained apply workers flush each transaction from here on: with their
+  // default (asynchronous commit) a slot confirms the fence position only once
+  // the WAL writer has flushed the last one, up to wal_writer_delay (200 ms)
+  // inside the read-only window. A rollback sets them back (reenableDrain).
   await ctx.eachDatabase('connecting', async (o) => {
-    await Promise.all([ctx.sessions.get(o, 'source'), ctx.sessions.get(o, 'target'), ctx.sessions.slots(o, drain)]);
+    const [source, target] = await Promise.all([ctx.sessions.get(o, 'source'), ctx.sessions.get(o, 'target'), ctx.sessions.slots(o, drain)]);
+    await setSubscriptionCommit(subscriberOf(drain) === 'source' ? source : target, objectsOf(o, drain).sub, 'local');
   });
 }
 
