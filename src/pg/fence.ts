@@ -78,9 +78,13 @@ export interface OpenTransaction {
  */
 export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
   const until = Date.now() + opts.quiesceMs;
-  await c.query(`ALTER EVENT TRIGGER ${DDL_FENCE} ENABLE`);
-  const { rows } = await c.query<{ t: Date }>('SELECT clock_timestamp() AS t');
-  const fencedAt = rows[0]!.t;
+  // Committed before the time is read (explicit BEGIN/COMMIT in one round trip): a transaction
+  // that began after that time sees the DDL fence.
+  const first = (await c.query(`BEGIN; ALTER EVENT TRIGGER ${DDL_FENCE} ENABLE; COMMIT; SELECT clock_timestamp() AS t`).catch(async (err: unknown) => {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  })) as unknown as Array<pg.QueryResult<{ t: Date }>>;
+  const fencedAt = first[first.length - 1]!.rows[0]!.t;
   // Transactions that hold an xid and began before the DDL fence may still
   // create a table; wait for them (up to the bound), then end them.
   let open = await writersBefore(c, fencedAt, opts.agentPids);
@@ -95,11 +99,11 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const left = Math.max(500, until - Date.now());
     try {
-      await c.query('BEGIN');
-      await c.query(`SET LOCAL lock_timeout = ${Math.ceil(left)}`);
-      await c.query('SELECT pgtwin_migrate.set_table_fences(true)');
-      await c.query('COMMIT');
-      break;
+      // One round trip (a simple query of several statements): the window is short, the server busy.
+      const results = (await c.query(
+        `BEGIN; SET LOCAL lock_timeout = ${Math.ceil(left)}; SELECT pgtwin_migrate.set_table_fences(true); COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn`,
+      )) as unknown as Array<pg.QueryResult<{ lsn: string }>>;
+      return results[results.length - 1]!.rows[0]!.lsn;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       const state = sqlState(err);
@@ -112,18 +116,13 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
       await terminate(c, holders.map((h) => h.pid));
     }
   }
-  const lsn = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-  return lsn.rows[0]!.lsn;
 }
 
 /** Lifts the fence of the current database: every table and DDL, in one transaction. */
 export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
-  await c.query('BEGIN');
   try {
-    await c.query(`SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}`);
-    await c.query(`ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE`);
-    await c.query('SELECT pgtwin_migrate.set_table_fences(false)');
-    await c.query('COMMIT');
+    // One round trip: lifting ends the read-only window.
+    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}; ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE; SELECT pgtwin_migrate.set_table_fences(false); COMMIT`);
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw err;
@@ -136,11 +135,8 @@ export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
  * committed since) got its trigger in the state of its creation, unarmed.
  */
 export async function rearmTableFences(c: pg.Client, lockTimeoutMs: number): Promise<void> {
-  await c.query('BEGIN');
   try {
-    await c.query(`SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}`);
-    await c.query('SELECT pgtwin_migrate.set_table_fences(true)');
-    await c.query('COMMIT');
+    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}; SELECT pgtwin_migrate.set_table_fences(true); COMMIT`);
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw err;
@@ -237,9 +233,23 @@ export async function preparedTransactions(c: pg.Client, databases: readonly str
   return rows;
 }
 
+/**
+ * The WAL insert position, and everything before it flushed: a walsender
+ * sends only flushed WAL, and what was inserted after the last commit (a
+ * page pruned by a read, a sequence value a refused write took, an
+ * asynchronous commit) would otherwise wait for the WAL writer or the next
+ * commit — seen: 8.6 s with every migrated database fenced. The flush is a
+ * commit of this session's own (an xid, flushed locally), which writes
+ * nothing a subscriber applies.
+ */
 export async function insertLsn(c: pg.Client): Promise<string> {
-  const { rows } = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-  return rows[0]!.lsn;
+  const results = (await c
+    .query("BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_current_wal_insert_lsn()::text AS lsn, txid_current(); COMMIT")
+    .catch(async (err: unknown) => {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    })) as unknown as Array<pg.QueryResult<{ lsn: string }>>;
+  return results.find((r) => r.rows?.[0]?.lsn !== undefined)!.rows[0]!.lsn;
 }
 
 /** Bytes from `a` to `b` (negative when b is before a), computed by the server. */
