@@ -269,9 +269,13 @@ export class VipHandOver {
     if (!this.before) return true;
     const now = this.operationsIn(cibStatus);
     const changed = (a: Map<string, string>, b: Map<string, string>) => [...b].some(([node, v]) => a.get(node) !== v);
+    this.acting ||= changed(this.before.to, now.to) || changed(this.before.from, now.from);
     const toStarted = [...now.to.keys()].some((node) => this.restartedSinceRead(cibStatus, 'to', node));
     return toStarted && (changed(this.before.from, now.from) || now.from.size === 0);
   }
+
+  /** The CIB has shown an operation on either VIP resource since the addresses were read. */
+  private acting = false;
 
   /**
    * The digests Pacemaker computes for the VIP resources' parameters, per
@@ -365,11 +369,14 @@ export class VipHandOver {
    * One look at Pacemaker: a CIB read (configuration and status at one
    * moment) says whether it has acted on both VIP resources since the swap;
    * only then (or every 2 s, to say why it does not hold, or when forced)
-   * the full proof, which adds one crm_mon. A look that fails is no proof.
+   * the full proof, which adds crm_mon's view. Once Pacemaker has begun to
+   * act, crm_mon runs beside each CIB read, so that the proof need not wait
+   * for one more process; a status that turns out older than the CIB read
+   * (the proof fails on it) is read once more. A look that fails is no proof.
    */
   private async pacemakerLook(force: boolean): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
     const due = force || Date.now() - this.lastFullProof > 2_000;
-    const statusRead = due ? readStatus(10_000) : undefined;
+    const statusRead = due || this.acting ? readStatus(10_000) : undefined;
     // Handled here too: when the CIB read fails first, this one's failure must not go unheard.
     statusRead?.catch(() => undefined);
     try {
@@ -377,7 +384,9 @@ export class VipHandOver {
       const acted = due || this.pacemakerActed(cib);
       if (!acted) return { proven: false, why: 'Pacemaker has not restarted the VIP resources yet' };
       this.lastFullProof = Date.now();
-      return await this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
+      const first = await this.pacemakerProof(await (statusRead ?? readStatus(10_000)), cib);
+      if (first.proven || due || !statusRead) return first;
+      return await this.pacemakerProof(await readStatus(10_000), cib);
     } catch (err) {
       return { proven: false, why: `cannot read Pacemaker's view: ${(err as Error).message}` };
     }

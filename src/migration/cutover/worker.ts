@@ -32,11 +32,23 @@ import { setStep } from '../../ocf/watchdog';
 
 export type CutoverOutcome = 'complete' | 'rolled-back' | 'blocked' | 'busy' | 'superseded' | 'unfinished';
 
-/** Steps between the fence and the lift whose step is not written to the CIB (see runStep). */
-const IN_WINDOW: ReadonlySet<Step> = new Set<Step>(['sync', 'disable-forward', 'disable-reverse', 'sequences', 'reverse-tables', 'prepare-forward', 'swap-vip', 'address', 'final-proof', 'lift']);
+/**
+ * Steps of the read-only window, from the fence to the lift, whose step is
+ * not written to the CIB (see runStep): every change of the resource's
+ * configuration makes Pacemaker compute a new transition, CPU taken from
+ * the VIP swap and the servers while production waits.
+ */
+const IN_WINDOW: ReadonlySet<Step> = new Set<Step>(['fence', 'sync', 'disable-forward', 'disable-reverse', 'sequences', 'reverse-tables', 'prepare-forward', 'swap-vip', 'address', 'final-proof', 'lift']);
 
 /** How long the switch waits for the production address to lead to the new side before it reports itself blocked (at most; sync_timeout if shorter). */
 const ADDRESS_WAIT_MS = 60_000;
+/**
+ * Inside the read-only window the lease is renewed only once its last
+ * renewal is this old (the recheck renews it just before the fence): a
+ * window of a few seconds then writes nothing to the CIB but the swap,
+ * and a longer one still renews well within SELF_FENCE_MS.
+ */
+const WINDOW_RENEW_MS = 5_000;
 /** How long a step after the swap is retried before the switch reports itself blocked. */
 const RETRY_AFTER_SWAP_MS = 60_000;
 
@@ -211,6 +223,7 @@ export class CutoverRun implements CutoverContext {
         this.opts.onLeaseLost(this.lost ?? `the lease could not be renewed for ${Math.round(stale / 1000)} s (CIB unreachable?)`);
         return;
       }
+      if ((IN_WINDOW.has(this.step) || this.step === 'swapped') && stale < WINDOW_RENEW_MS) return;
       this.renew().catch((err: Error) => {
         if (!(err instanceof LeaseLost)) this.log.warn(`${this.move.kind}: lease renewal failed: ${err.message}`);
       });
@@ -353,6 +366,8 @@ export class CutoverRun implements CutoverContext {
         await this.assertLease();
       });
       if (backEarly) await this.runStep(backStep, prepare);
+      // Recorded before the window opens, and waited for: inside it the CIB is left alone (IN_WINDOW).
+      await this.record({ [CUTOVER_KEY.step]: 'fence' });
       await this.runStep('fence', () => fence(this));
       // Sequence values are final once writes are fenced: copy them while the slots catch up.
       const sequences = this.plan.cfg.sequence_sync ? copySequences(this) : Promise.resolve();
