@@ -78,13 +78,9 @@ export interface OpenTransaction {
  */
 export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
   const until = Date.now() + opts.quiesceMs;
-  // Committed before the time is read (explicit BEGIN/COMMIT in one round trip): a transaction
-  // that began after that time sees the DDL fence.
-  const first = (await c.query(`BEGIN; ALTER EVENT TRIGGER ${DDL_FENCE} ENABLE; COMMIT; SELECT clock_timestamp() AS t`).catch(async (err: unknown) => {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  })) as unknown as Array<pg.QueryResult<{ t: Date }>>;
-  const fencedAt = first[first.length - 1]!.rows[0]!.t;
+  await c.query(`ALTER EVENT TRIGGER ${DDL_FENCE} ENABLE`);
+  const { rows } = await c.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+  const fencedAt = rows[0]!.t;
   // Transactions that hold an xid and began before the DDL fence may still
   // create a table; wait for them (up to the bound), then end them.
   let open = await writersBefore(c, fencedAt, opts.agentPids);
@@ -99,11 +95,9 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const left = Math.max(500, until - Date.now());
     try {
-      // One round trip (a simple query of several statements): the window is short, the server busy.
-      const results = (await c.query(
-        `BEGIN; SET LOCAL lock_timeout = ${Math.ceil(left)}; SELECT pgtwin_migrate.set_table_fences(true); COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn`,
-      )) as unknown as Array<pg.QueryResult<{ lsn: string }>>;
-      return results[results.length - 1]!.rows[0]!.lsn;
+      await inTransaction(c, lockTimeoutMs(left), 'SELECT pgtwin_migrate.set_table_fences(true)');
+      const { rows } = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+      return rows[0]!.lsn;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       const state = sqlState(err);
@@ -120,27 +114,35 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
 
 /** Lifts the fence of the current database: every table and DDL, in one transaction. */
 export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
+  await inTransaction(c, Math.max(100, Math.ceil(lockTimeoutMs)), `ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE; SELECT pgtwin_migrate.set_table_fences(false)`);
+}
+
+/**
+ * Runs `statements` in a transaction with a lock timeout, in two round trips
+ * instead of one per statement: BEGIN with them, then COMMIT on its own. The
+ * COMMIT never shares a message with a statement that may wait for a lock: a
+ * worker killed during that wait leaves a backend that aborts at its next
+ * read, instead of one that commits later, behind a rollback's back.
+ */
+async function inTransaction(c: pg.Client, lockTimeout: number, statements: string): Promise<void> {
   try {
-    // One round trip: lifting ends the read-only window.
-    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}; ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE; SELECT pgtwin_migrate.set_table_fences(false); COMMIT`);
+    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.ceil(lockTimeout)}; ${statements}`);
+    await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
 }
 
+const lockTimeoutMs = (ms: number) => Math.max(100, Math.ceil(ms));
+
 /**
  * Arms the table triggers of a fenced database once more: a table that became
  * visible since the fence (created by a transaction prepared before it and
  * committed since) got its trigger in the state of its creation, unarmed.
  */
-export async function rearmTableFences(c: pg.Client, lockTimeoutMs: number): Promise<void> {
-  try {
-    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}; SELECT pgtwin_migrate.set_table_fences(true); COMMIT`);
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
+export async function rearmTableFences(c: pg.Client, timeoutMs: number): Promise<void> {
+  await inTransaction(c, lockTimeoutMs(timeoutMs), 'SELECT pgtwin_migrate.set_table_fences(true)');
 }
 
 /** Removes the fence (finish, teardown): triggers on every table, event triggers, functions. */
@@ -239,12 +241,16 @@ export async function preparedTransactions(c: pg.Client, databases: readonly str
  * page pruned by a read, a sequence value a refused write took, an
  * asynchronous commit) would otherwise wait for the WAL writer or the next
  * commit — seen: 8.6 s with every migrated database fenced. The flush is a
- * commit of this session's own (an xid, flushed locally), which writes
- * nothing a subscriber applies.
+ * commit of this session's own that writes WAL (a transactional logical
+ * message: a commit without WAL is never waited for) with
+ * synchronous_commit=local; subscribers do not ask for messages, so it
+ * reaches none of them.
  */
 export async function insertLsn(c: pg.Client): Promise<string> {
   const results = (await c
-    .query("BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_current_wal_insert_lsn()::text AS lsn, txid_current(); COMMIT")
+    .query(
+      "BEGIN; SET LOCAL synchronous_commit = local; SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_logical_emit_message(true, 'pgtwin-migrate', 'flush') AS message; COMMIT",
+    )
     .catch(async (err: unknown) => {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;

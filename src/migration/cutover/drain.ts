@@ -263,8 +263,11 @@ export async function reenableDrain(ctx: CutoverContext): Promise<void> {
     const c = await ctx.sessions.get(o, subscriberOf(drain));
     const sub = await readSubscription(c, objectsOf(o, drain).sub, await serverMajor(c));
     if (!sub) return;
-    await setSubscriptionCommit(c, objectsOf(o, drain).sub, 'off');
     if (!sub.enabled) await setSubscriptionEnabled(c, objectsOf(o, drain).sub, true);
+    // After the enable, and never holding it up: it costs the forward phase speed, not safety.
+    await setSubscriptionCommit(c, objectsOf(o, drain).sub, 'off').catch((err: Error) =>
+      ctx.log.warn(`${ctx.move.kind} rollback: ${JSON.stringify(o.database)}: could not set ${objectsOf(o, drain).sub} back to synchronous_commit=off: ${err.message}; ALTER SUBSCRIPTION ${objectsOf(o, drain).sub} SET (synchronous_commit = off) by hand`),
+    );
   });
 }
 

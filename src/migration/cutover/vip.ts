@@ -276,6 +276,20 @@ export class VipHandOver {
 
   /** The CIB has shown an operation on either VIP resource since the addresses were read. */
   private acting = false;
+  private statusInFlight: Promise<XmlElement> | undefined;
+
+  /** crm_mon's view: the one being read when a read is in flight (never two at once), else a new one. */
+  private statusOnce(): Promise<XmlElement> {
+    if (!this.statusInFlight) {
+      const p = readStatus(10_000).finally(() => {
+        if (this.statusInFlight === p) this.statusInFlight = undefined;
+      });
+      // Handled here too: when the CIB read fails first, this one's failure must not go unheard.
+      p.catch(() => undefined);
+      this.statusInFlight = p;
+    }
+    return this.statusInFlight;
+  }
 
   /**
    * The digests Pacemaker computes for the VIP resources' parameters, per
@@ -376,9 +390,7 @@ export class VipHandOver {
    */
   private async pacemakerLook(force: boolean): Promise<{ proven: true; how: string } | { proven: false; why: string }> {
     const due = force || Date.now() - this.lastFullProof > 2_000;
-    const statusRead = due || this.acting ? readStatus(10_000) : undefined;
-    // Handled here too: when the CIB read fails first, this one's failure must not go unheard.
-    statusRead?.catch(() => undefined);
+    const statusRead = due || this.acting ? this.statusOnce() : undefined;
     try {
       const cib = await readCib(10_000);
       const acted = due || this.pacemakerActed(cib);
@@ -420,7 +432,10 @@ export class VipHandOver {
     const doubt = this.oldVipDoubt(status);
     if (doubt) return { proven: false, why: doubt };
     const node = to.nodes[0]!;
-    const fromNodes = from?.nodes ?? [];
+    // Where the old VIP runs, by crm_mon, and by the CIB's own history (a node whose last
+    // operation on it is a successful start): crm_mon's view may be of a moment before the CIB
+    // read, and a start it has not seen yet must not pass for "stopped".
+    const fromNodes = [...new Set([...(from?.nodes ?? []), ...nodesIn(cib).filter((n) => succeededStart(lastOperation(cib, fromRsc, n)))])];
     const toParams = instanceParamsText(cib, toRsc) ?? '';
     const fromParams = instanceParamsText(cib, fromRsc) ?? '';
     const [toDigest, ...fromDigests] = await Promise.all([this.digestOf(toRsc, node, toParams), ...fromNodes.map((n) => this.digestOf(fromRsc, n, fromParams))]);
@@ -430,7 +445,7 @@ export class VipHandOver {
       const fromWhy = this.startedAsConfigured(cib, 'from', n, fromParams, fromDigests[i], this.addresses?.other, `${fromRsc} still runs on ${n} with its old address`);
       if (fromWhy) return { proven: false, why: fromWhy };
     }
-    return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${from?.nodes.length ? 'restarted with the other one' : 'stopped'}` };
+    return { proven: true, how: `Pacemaker reports ${toRsc} started on ${node} with its new address and ${fromRsc} ${fromNodes.length ? 'restarted with the other one' : 'stopped'}` };
   }
 
   /**

@@ -79,7 +79,8 @@ export class CutoverRun implements CutoverContext {
   private heartbeat: NodeJS.Timeout | undefined;
   private startedAt = Date.now();
   private lease: Lease;
-  private lastRenewed = Date.now();
+  /** When the lease was last written, on the monotonic clock: a wall clock stepped back must not make it look fresh. */
+  private lastRenewed = monotonicMs();
   private lost: string | undefined;
   tookOver = false;
 
@@ -144,7 +145,7 @@ export class CutoverRun implements CutoverContext {
       if (this.lost) throw new LeaseLost(this.lost);
       const outcome = await this.plan.state.casMany(values, [{ name: CUTOVER_KEY.lease, value: this.leaseValue() }]);
       if (outcome === 'applied') {
-        this.lastRenewed = Date.now();
+        this.lastRenewed = monotonicMs();
         return;
       }
       if (outcome === 'refused') {
@@ -190,7 +191,7 @@ export class CutoverRun implements CutoverContext {
         if (now === this.leaseValue()) return;
       }
       this.lease = next;
-      this.lastRenewed = Date.now();
+      this.lastRenewed = monotonicMs();
     });
   }
 
@@ -208,8 +209,8 @@ export class CutoverRun implements CutoverContext {
   /** Stops acting when the lease is another's, or could not be renewed for long enough that others may take over. */
   private checkLease(): void {
     if (this.lost) throw new LeaseLost(this.lost);
-    if (Date.now() - this.lastRenewed > SELF_FENCE_MS) {
-      this.lost = `the lease could not be renewed for ${Math.round((Date.now() - this.lastRenewed) / 1000)} s (CIB unreachable?)`;
+    if (monotonicMs() - this.lastRenewed > SELF_FENCE_MS) {
+      this.lost = `the lease could not be renewed for ${Math.round((monotonicMs() - this.lastRenewed) / 1000)} s (CIB unreachable?)`;
       throw new LeaseLost(this.lost);
     }
   }
@@ -217,7 +218,7 @@ export class CutoverRun implements CutoverContext {
   private startHeartbeat(): void {
     this.heartbeat = setInterval(() => {
       // Not in the CIB queue: a write stuck there must not keep this check from running.
-      const stale = Date.now() - this.lastRenewed;
+      const stale = monotonicMs() - this.lastRenewed;
       if (this.opts.onLeaseLost && (this.lost !== undefined || stale > SELF_FENCE_MS)) {
         if (this.heartbeat) clearInterval(this.heartbeat);
         this.opts.onLeaseLost(this.lost ?? `the lease could not be renewed for ${Math.round(stale / 1000)} s (CIB unreachable?)`);
@@ -250,7 +251,7 @@ export class CutoverRun implements CutoverContext {
         return false;
       }
     }
-    this.lastRenewed = Date.now();
+    this.lastRenewed = monotonicMs();
     return true;
   }
 
@@ -708,6 +709,10 @@ export class CutoverRun implements CutoverContext {
     );
     return 'rolled-back';
   }
+}
+
+function monotonicMs(): number {
+  return performance.now();
 }
 
 function cryptoNonce(): string {
