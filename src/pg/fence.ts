@@ -95,11 +95,10 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const left = Math.max(500, until - Date.now());
     try {
-      await inTransaction(c, lockTimeoutMs(left), 'SELECT pgtwin_migrate.set_table_fences(true)');
+      await inTransaction(c, left, 'SELECT pgtwin_migrate.set_table_fences(true)');
       const { rows } = await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
       return rows[0]!.lsn;
     } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined);
       const state = sqlState(err);
       // Lock not available (writes in flight past the bound) or a deadlock with one of them.
       if ((state !== '55P03' && state !== '40P01') || attempt >= 5) throw err;
@@ -114,7 +113,7 @@ export async function fence(c: pg.Client, opts: FenceOptions): Promise<string> {
 
 /** Lifts the fence of the current database: every table and DDL, in one transaction. */
 export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
-  await inTransaction(c, Math.max(100, Math.ceil(lockTimeoutMs)), `ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE; SELECT pgtwin_migrate.set_table_fences(false)`);
+  await inTransaction(c, lockTimeoutMs, `ALTER EVENT TRIGGER ${DDL_FENCE} DISABLE; SELECT pgtwin_migrate.set_table_fences(false)`);
 }
 
 /**
@@ -124,9 +123,9 @@ export async function lift(c: pg.Client, lockTimeoutMs: number): Promise<void> {
  * worker killed during that wait leaves a backend that aborts at its next
  * read, instead of one that commits later, behind a rollback's back.
  */
-async function inTransaction(c: pg.Client, lockTimeout: number, statements: string): Promise<void> {
+async function inTransaction(c: pg.Client, lockTimeoutMs: number, statements: string): Promise<void> {
   try {
-    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.ceil(lockTimeout)}; ${statements}`);
+    await c.query(`BEGIN; SET LOCAL lock_timeout = ${Math.max(100, Math.ceil(lockTimeoutMs))}; ${statements}`);
     await c.query('COMMIT');
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
@@ -134,15 +133,13 @@ async function inTransaction(c: pg.Client, lockTimeout: number, statements: stri
   }
 }
 
-const lockTimeoutMs = (ms: number) => Math.max(100, Math.ceil(ms));
-
 /**
  * Arms the table triggers of a fenced database once more: a table that became
  * visible since the fence (created by a transaction prepared before it and
  * committed since) got its trigger in the state of its creation, unarmed.
  */
-export async function rearmTableFences(c: pg.Client, timeoutMs: number): Promise<void> {
-  await inTransaction(c, lockTimeoutMs(timeoutMs), 'SELECT pgtwin_migrate.set_table_fences(true)');
+export async function rearmTableFences(c: pg.Client, lockTimeoutMs: number): Promise<void> {
+  await inTransaction(c, lockTimeoutMs, 'SELECT pgtwin_migrate.set_table_fences(true)');
 }
 
 /** Removes the fence (finish, teardown): triggers on every table, event triggers, functions. */
